@@ -1,0 +1,209 @@
+"""Raydium-style constant-product pool (x * y = k, fee taken from the input).
+
+Integer math as on chain, every rounding against the trader:
+
+* exact in:  ``fee = ceil(dx * fee_num / fee_den)``,
+  ``dy = floor(y * (dx - fee) / (x + dx - fee))``;
+* exact out: ``dx = ceil(ceil(x * dy / (y - dy)) * fee_den / (fee_den - fee_num))``,
+  which is the smallest ``dx`` whose exact-in output is at least ``dy``.
+
+The whole input, fee included, is added to the input reserve, so the fee
+stays in the pool (k grows with every swap).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+from sim.pools.base import (
+    InsufficientLiquidity,
+    InvalidSwapAmount,
+    Pool,
+    SlippageExceeded,
+    SwapQuote,
+)
+from sim.tokens import Token
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _check_amount(amount: int, what: str) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidSwapAmount(f"{what} must be an integer number of base units, got {amount!r}")
+    if amount <= 0:
+        raise InvalidSwapAmount(f"{what} must be positive, got {amount}")
+
+
+def _token_dict(token: Token) -> dict[str, Any]:
+    return {"symbol": token.symbol, "mint": token.mint, "decimals": token.decimals}
+
+
+class CpmmPool(Pool):
+    """A constant-product pool between ``token_x`` and ``token_y``."""
+
+    def __init__(
+        self,
+        pool_id: str,
+        token_x: Token,
+        token_y: Token,
+        reserve_x: int,
+        reserve_y: int,
+        fee_num: int = 25,
+        fee_den: int = 10_000,
+        dex: str = "raydium",
+    ) -> None:
+        if token_x.symbol == token_y.symbol:
+            raise ValueError("a pool needs two different tokens")
+        for name, value in (("reserve_x", reserve_x), ("reserve_y", reserve_y)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not (isinstance(fee_num, int) and isinstance(fee_den, int)) or not 0 <= fee_num < fee_den:
+            raise ValueError(f"fee must satisfy 0 <= fee_num < fee_den, got {fee_num}/{fee_den}")
+        self.pool_id = pool_id
+        self.dex = dex
+        self.token_x = token_x
+        self.token_y = token_y
+        self.reserve_x = reserve_x
+        self.reserve_y = reserve_y
+        self.fee_num = fee_num
+        self.fee_den = fee_den
+
+    @classmethod
+    def at_price(
+        cls,
+        pool_id: str,
+        token_x: Token,
+        token_y: Token,
+        *,
+        price: float,
+        value_y: int,
+        fee_num: int = 25,
+        fee_den: int = 10_000,
+        dex: str = "raydium",
+    ) -> "CpmmPool":
+        """A pool holding ``value_y`` base units of y, with x sized so spot = ``price``.
+
+        ``price`` is in human units of y per x.
+        """
+        if not math.isfinite(price) or price <= 0:
+            raise ValueError(f"price must be positive and finite, got {price!r}")
+        # repr() keeps the decimal the caller wrote (150.0 -> 150, not a binary expansion).
+        base_price = Fraction(repr(price)) * 10**token_y.decimals / 10**token_x.decimals
+        reserve_x = round(Fraction(value_y) / base_price)
+        return cls(pool_id, token_x, token_y, reserve_x, value_y, fee_num, fee_den, dex)
+
+    @property
+    def fee_bps(self) -> float:
+        return self.fee_num / self.fee_den * 1e4
+
+    def _sides(self, token_in: str) -> tuple[Token, Token, int, int]:
+        token_out = self.other(token_in)
+        if token_in == self.token_x.symbol:
+            return self.token_x, token_out, self.reserve_x, self.reserve_y
+        return self.token_y, token_out, self.reserve_y, self.reserve_x
+
+    @staticmethod
+    def _human_price(out_units: int, out_token: Token, in_units: int, in_token: Token) -> float:
+        return (out_units / out_token.one) / (in_units / in_token.one)
+
+    def quote_exact_in(self, token_in: str, amount_in: int, now: float = 0.0) -> SwapQuote:
+        t_in, t_out, r_in, r_out = self._sides(token_in)
+        _check_amount(amount_in, "amount_in")
+        fee = _ceil_div(amount_in * self.fee_num, self.fee_den)
+        net = amount_in - fee
+        amount_out = r_out * net // (r_in + net)
+        if amount_out <= 0:
+            raise InsufficientLiquidity(
+                f"pool {self.pool_id}: {amount_in} {t_in.symbol} base units buy nothing"
+            )
+        before = self._human_price(r_out, t_out, r_in, t_in)
+        after = self._human_price(r_out - amount_out, t_out, r_in + amount_in, t_in)
+        executed = self._human_price(amount_out, t_out, amount_in, t_in)
+        return SwapQuote(
+            pool_id=self.pool_id,
+            dex=self.dex,
+            token_in=t_in.symbol,
+            token_out=t_out.symbol,
+            amount_in=amount_in,
+            amount_out=amount_out,
+            fee=fee,
+            spot_price_before=before,
+            spot_price_after=after,
+            execution_price=executed,
+            price_impact_bps=(before - after) / before * 1e4,
+            slippage_bps=(before - executed) / before * 1e4,
+        )
+
+    def quote_exact_out(self, token_in: str, amount_out: int, now: float = 0.0) -> SwapQuote:
+        t_in, t_out, r_in, r_out = self._sides(token_in)
+        _check_amount(amount_out, "amount_out")
+        if amount_out >= r_out:
+            raise InsufficientLiquidity(
+                f"pool {self.pool_id} holds {r_out} {t_out.symbol} base units, "
+                f"cannot pay out {amount_out}"
+            )
+        net = _ceil_div(r_in * amount_out, r_out - amount_out)
+        amount_in = _ceil_div(net * self.fee_den, self.fee_den - self.fee_num)
+        # The exact-in quote of that input pays at least amount_out (see module doc).
+        return self.quote_exact_in(token_in, amount_in, now)
+
+    def swap_exact_in(
+        self, token_in: str, amount_in: int, min_out: int = 0, now: float = 0.0
+    ) -> SwapQuote:
+        if isinstance(min_out, bool) or not isinstance(min_out, int) or min_out < 0:
+            raise InvalidSwapAmount(f"min_out must be a non-negative integer, got {min_out!r}")
+        quote = self.quote_exact_in(token_in, amount_in, now)
+        if quote.amount_out < min_out:
+            raise SlippageExceeded(min_out, quote.amount_out)
+        if token_in == self.token_x.symbol:
+            self.reserve_x += quote.amount_in
+            self.reserve_y -= quote.amount_out
+        else:
+            self.reserve_y += quote.amount_in
+            self.reserve_x -= quote.amount_out
+        return quote
+
+    def spot_price(self, token_in: str) -> float:
+        t_in, t_out, r_in, r_out = self._sides(token_in)
+        return self._human_price(r_out, t_out, r_in, t_in)
+
+    def reserves(self) -> dict[str, int]:
+        return {self.token_x.symbol: self.reserve_x, self.token_y.symbol: self.reserve_y}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "type": "cpmm",
+            "pool_id": self.pool_id,
+            "dex": self.dex,
+            "token_x": _token_dict(self.token_x),
+            "token_y": _token_dict(self.token_y),
+            "reserve_x": self.reserve_x,
+            "reserve_y": self.reserve_y,
+            "fee_num": self.fee_num,
+            "fee_den": self.fee_den,
+        }
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> "CpmmPool":
+        if snapshot.get("type") != "cpmm":
+            raise ValueError(f"not a cpmm snapshot: type={snapshot.get('type')!r}")
+        return cls(
+            snapshot["pool_id"],
+            Token(**snapshot["token_x"]),
+            Token(**snapshot["token_y"]),
+            snapshot["reserve_x"],
+            snapshot["reserve_y"],
+            snapshot["fee_num"],
+            snapshot["fee_den"],
+            snapshot["dex"],
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CpmmPool({self.pool_id!r}, {self.token_x.symbol}={self.reserve_x}, "
+            f"{self.token_y.symbol}={self.reserve_y}, fee={self.fee_num}/{self.fee_den})"
+        )

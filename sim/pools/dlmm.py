@@ -1,0 +1,548 @@
+"""Meteora DLMM pool: liquidity in discrete price bins, base + volatility fee.
+
+Follows the on-chain program (LbPair / Bin / u64x64_math):
+
+* bin price ``(1 + bin_step / 10_000) ** id`` as a Q64.64 integer, computed
+  bit-for-bit like ``get_price_from_id`` (price of one base unit of X in base
+  units of Y);
+* inside a bin the price is constant: X in -> ``floor(in * P >> 64)`` Y out,
+  Y in -> ``floor((in << 64) / P)`` X out;
+* a swap walks bins from the active one (down when selling X, up when
+  selling Y) until the input is used up, computing the fee per bin with the
+  volatility accumulator of that bin, so the fee rises with bins crossed;
+* fees (rate over 1e9, capped at 10%) are taken from the input, rounded up,
+  and kept aside from bin liquidity, as the program does (they are owed to
+  LPs, not swappable); ``reserves()`` counts them since the pool holds them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from sim.pools.base import (
+    InsufficientLiquidity,
+    InvalidSwapAmount,
+    Pool,
+    SlippageExceeded,
+    SwapQuote,
+)
+from sim.tokens import Token
+
+BASIS_POINT_MAX = 10_000
+FEE_PRECISION = 1_000_000_000
+MAX_FEE_RATE = 100_000_000  # 10%
+SCALE_OFFSET = 64
+ONE = 1 << SCALE_OFFSET
+U128_MAX = (1 << 128) - 1
+MAX_BIN_ID = 443_636
+_VARIABLE_FEE_SCALE = 100_000_000_000  # (1e4 bps)^2 * 1e4 bps / 1e9 precision
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _check_amount(amount: int, what: str) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise InvalidSwapAmount(f"{what} must be an integer number of base units, got {amount!r}")
+    if amount <= 0:
+        raise InvalidSwapAmount(f"{what} must be positive, got {amount}")
+
+
+def _token_dict(token: Token) -> dict[str, Any]:
+    return {"symbol": token.symbol, "mint": token.mint, "decimals": token.decimals}
+
+
+def price_from_id(bin_id: int, bin_step: int) -> int:
+    """Q64.64 price of ``bin_id``, bit-exact with the program's ``get_price_from_id``.
+
+    Square-and-multiply on the inverted base (1 / (1 + step)), which stays
+    below one so no product overflows 128 bits, then one final inversion.
+    """
+    if abs(bin_id) > MAX_BIN_ID:
+        raise ValueError(f"bin id {bin_id} out of range")
+    if bin_id == 0:
+        return ONE
+    squared = U128_MAX // (ONE + (bin_step << SCALE_OFFSET) // BASIS_POINT_MAX)
+    exp = abs(bin_id)
+    result = ONE
+    for bit in range(19):
+        if exp & (1 << bit):
+            result = (result * squared) >> SCALE_OFFSET
+        squared = (squared * squared) >> SCALE_OFFSET
+    if result == 0:
+        raise ValueError(f"bin id {bin_id} out of range for bin step {bin_step}")
+    # The base was inverted, so a negative id is already 1/base^|id|.
+    return result if bin_id < 0 else U128_MAX // result
+
+
+@dataclass(frozen=True, slots=True)
+class DlmmFeeParams:
+    """Static fee parameters of an LbPair (defaults: Meteora's bin-step-20 preset)."""
+
+    base_factor: int
+    base_fee_power_factor: int = 0
+    filter_period: int = 30
+    decay_period: int = 600
+    reduction_factor: int = 5_000
+    variable_fee_control: int = 20_000
+    max_volatility_accumulator: int = 350_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "base_factor",
+            "base_fee_power_factor",
+            "filter_period",
+            "decay_period",
+            "reduction_factor",
+            "variable_fee_control",
+            "max_volatility_accumulator",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.filter_period > self.decay_period:
+            raise ValueError("filter_period must not exceed decay_period")
+        if self.reduction_factor > BASIS_POINT_MAX:
+            raise ValueError("reduction_factor is in basis points, at most 10000")
+
+    def base_fee_rate(self, bin_step: int) -> int:
+        """Over FEE_PRECISION (1e9)."""
+        power: int = 10**self.base_fee_power_factor
+        return self.base_factor * bin_step * 10 * power
+
+    def variable_fee_rate(self, bin_step: int, volatility_accumulator: int) -> int:
+        """Over FEE_PRECISION; ``ceil(vfc * (va * bin_step)^2 / 1e11)`` as on chain."""
+        if self.variable_fee_control == 0:
+            return 0
+        square = (volatility_accumulator * bin_step) ** 2
+        return _ceil_div(self.variable_fee_control * square, _VARIABLE_FEE_SCALE)
+
+    def total_fee_rate(self, bin_step: int, volatility_accumulator: int) -> int:
+        total = self.base_fee_rate(bin_step) + self.variable_fee_rate(bin_step, volatility_accumulator)
+        return min(total, MAX_FEE_RATE)
+
+
+@dataclass(slots=True)
+class _Walk:
+    """Result of walking the bins for one swap, ready to be applied."""
+
+    amount_in: int
+    amount_out: int
+    fee: int
+    end_id: int
+    changes: list[tuple[int, int, int]]  # (bin id, new reserve_x, new reserve_y)
+    volatility_accumulator: int
+    volatility_reference: int
+    index_reference: int
+
+
+class DlmmPool(Pool):
+    """A Meteora DLMM pair. ``bins`` maps bin id -> (reserve_x, reserve_y) in base units."""
+
+    def __init__(
+        self,
+        pool_id: str,
+        token_x: Token,
+        token_y: Token,
+        *,
+        bin_step: int,
+        active_id: int,
+        bins: dict[int, tuple[int, int]],
+        params: DlmmFeeParams,
+        dex: str = "meteora",
+    ) -> None:
+        if token_x.symbol == token_y.symbol:
+            raise ValueError("a pool needs two different tokens")
+        if isinstance(bin_step, bool) or not isinstance(bin_step, int) or not 1 <= bin_step <= 10_000:
+            raise ValueError(f"bin_step must be an integer in [1, 10000], got {bin_step!r}")
+        if not isinstance(active_id, int) or abs(active_id) > MAX_BIN_ID:
+            raise ValueError(f"active_id out of range: {active_id!r}")
+        if not bins:
+            raise ValueError("a DLMM pool needs at least one bin")
+        self.pool_id = pool_id
+        self.dex = dex
+        self.token_x = token_x
+        self.token_y = token_y
+        self.bin_step = bin_step
+        self.params = params
+        self._active_id = active_id
+        self._bins: dict[int, list[int]] = {}
+        self._prices: dict[int, int] = {}
+        for bin_id, (rx, ry) in bins.items():
+            for value in (rx, ry):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ValueError(f"bin {bin_id}: reserves must be non-negative integers")
+            self._bins[bin_id] = [rx, ry]
+            self._prices[bin_id] = price_from_id(bin_id, bin_step)
+        self._min_id = min(self._bins)
+        self._max_id = max(self._bins)
+        self._fee_x = 0
+        self._fee_y = 0
+        self._volatility_accumulator = 0
+        self._volatility_reference = 0
+        self._index_reference = active_id
+        self._last_update: float | None = None  # no swap yet: the first one starts fresh
+
+    @classmethod
+    def with_liquidity(
+        cls,
+        pool_id: str,
+        token_x: Token,
+        token_y: Token,
+        *,
+        price: float,
+        value_y: int,
+        bin_step: int,
+        bins_each_side: int,
+        params: DlmmFeeParams,
+        dex: str = "meteora",
+        shape: Literal["spot", "curve"] = "spot",
+    ) -> "DlmmPool":
+        """Liquidity worth ``value_y`` base units of y around ``price`` (human y per x).
+
+        Y sits in the bins below the active one, X above, the active bin holds
+        half of each. ``spot`` spreads value evenly over the ``2n + 1`` bins,
+        ``curve`` concentrates it around the price (Gaussian, sigma = n / 2).
+        """
+        if not math.isfinite(price) or price <= 0:
+            raise ValueError(f"price must be positive and finite, got {price!r}")
+        if isinstance(value_y, bool) or not isinstance(value_y, int) or value_y <= 0:
+            raise ValueError(f"value_y must be a positive integer, got {value_y!r}")
+        if bins_each_side < 0:
+            raise ValueError("bins_each_side must be >= 0")
+        base_price = price * 10 ** (token_y.decimals - token_x.decimals)
+        active_id = round(math.log(base_price) / math.log1p(bin_step / BASIS_POINT_MAX))
+        offsets = range(-bins_each_side, bins_each_side + 1)
+        if shape == "spot":
+            weights = [1 for _ in offsets]
+        elif shape == "curve":
+            sigma = max(bins_each_side / 2, 0.5)
+            weights = [max(1, round(1e9 * math.exp(-0.5 * (k / sigma) ** 2))) for k in offsets]
+        else:
+            raise ValueError(f"unknown liquidity shape {shape!r}")
+        total_weight = sum(weights)
+        bins: dict[int, tuple[int, int]] = {}
+        for k, weight in zip(offsets, weights):
+            bin_id = active_id + k
+            value = value_y * weight // total_weight
+            bin_price = price_from_id(bin_id, bin_step)
+            if k < 0:
+                bins[bin_id] = (0, value)
+            elif k > 0:
+                bins[bin_id] = ((value << SCALE_OFFSET) // bin_price, 0)
+            else:
+                half = value // 2
+                bins[bin_id] = (((value - half) << SCALE_OFFSET) // bin_price, half)
+        return cls(
+            pool_id,
+            token_x,
+            token_y,
+            bin_step=bin_step,
+            active_id=active_id,
+            bins=bins,
+            params=params,
+            dex=dex,
+        )
+
+    # -- state, read only -------------------------------------------------
+
+    @property
+    def active_id(self) -> int:
+        return self._active_id
+
+    @property
+    def volatility_accumulator(self) -> int:
+        return self._volatility_accumulator
+
+    @property
+    def volatility_reference(self) -> int:
+        return self._volatility_reference
+
+    @property
+    def index_reference(self) -> int:
+        return self._index_reference
+
+    @property
+    def last_update(self) -> float | None:
+        return self._last_update
+
+    @property
+    def fees_accrued(self) -> dict[str, int]:
+        return {self.token_x.symbol: self._fee_x, self.token_y.symbol: self._fee_y}
+
+    @property
+    def fee_bps(self) -> float:
+        rate = self.params.total_fee_rate(self.bin_step, self._volatility_accumulator)
+        return rate / FEE_PRECISION * 1e4
+
+    def fee_bps_at(self, now: float) -> float:
+        """Fee rate the active bin would charge a swap starting at ``now``."""
+        reference, index_ref = self._references(now)
+        accumulator = self._accumulate(reference, index_ref, self._active_id)
+        return self.params.total_fee_rate(self.bin_step, accumulator) / FEE_PRECISION * 1e4
+
+    def bin_price(self, bin_id: int) -> float:
+        """Human price of x in y at ``bin_id``."""
+        q64 = self._prices.get(bin_id) or price_from_id(bin_id, self.bin_step)
+        scale: float = 10.0 ** (self.token_x.decimals - self.token_y.decimals)
+        return q64 / ONE * scale
+
+    def bins_summary(self) -> list[tuple[int, float, int, int]]:
+        """(id, human price of x in y, reserve_x, reserve_y) of every non-empty bin."""
+        return [
+            (bin_id, self.bin_price(bin_id), rx, ry)
+            for bin_id, (rx, ry) in sorted(self._bins.items())
+            if rx or ry
+        ]
+
+    def spot_price(self, token_in: str) -> float:
+        """The active bin's price, as Meteora reports it (even if that bin is one-sided)."""
+        self.other(token_in)
+        price = self.bin_price(self._active_id)
+        return price if token_in == self.token_x.symbol else 1.0 / price
+
+    def reserves(self) -> dict[str, int]:
+        total_x = self._fee_x
+        total_y = self._fee_y
+        for rx, ry in self._bins.values():
+            total_x += rx
+            total_y += ry
+        return {self.token_x.symbol: total_x, self.token_y.symbol: total_y}
+
+    # -- volatility ---------------------------------------------------------
+
+    def _references(self, now: float) -> tuple[int, int]:
+        """(volatility_reference, index_reference) at the start of a swap at ``now``."""
+        if self._last_update is None:
+            return 0, self._active_id
+        elapsed = now - self._last_update
+        if elapsed < self.params.filter_period:
+            return self._volatility_reference, self._index_reference
+        if elapsed < self.params.decay_period:
+            decayed = self._volatility_accumulator * self.params.reduction_factor // BASIS_POINT_MAX
+            return decayed, self._active_id
+        return 0, self._active_id
+
+    def _accumulate(self, reference: int, index_ref: int, bin_id: int) -> int:
+        return min(
+            reference + abs(index_ref - bin_id) * BASIS_POINT_MAX,
+            self.params.max_volatility_accumulator,
+        )
+
+    # -- the bin walk ---------------------------------------------------------
+
+    def _beyond_liquidity(self, x_in: bool, bin_id: int) -> bool:
+        # Selling X walks down towards the lowest bin, selling Y walks up.
+        return bin_id < self._min_id if x_in else bin_id > self._max_id
+
+    def _exhausted(self, token_out: Token) -> InsufficientLiquidity:
+        return InsufficientLiquidity(
+            f"pool {self.pool_id} ran out of {token_out.symbol} liquidity"
+        )
+
+    def _walk_exact_in(self, x_in: bool, amount_in: int, now: float) -> _Walk:
+        reference, index_ref = self._references(now)
+        bins = self._bins
+        prices = self._prices
+        params = self.params
+        bin_step = self.bin_step
+        out_side = 1 if x_in else 0
+        step = -1 if x_in else 1
+        active = self._active_id
+        left = amount_in
+        amount_out = 0
+        fee_total = 0
+        changes: list[tuple[int, int, int]] = []
+        accumulator = self._volatility_accumulator
+        while True:
+            if self._beyond_liquidity(x_in, active):
+                raise self._exhausted(self.token_y if x_in else self.token_x)
+            accumulator = self._accumulate(reference, index_ref, active)
+            reserve = bins.get(active)
+            if reserve is not None and reserve[out_side] > 0:
+                rate = params.total_fee_rate(bin_step, accumulator)
+                price = prices[active]
+                available = reserve[out_side]
+                # Input (before fee) that buys the whole bin, then the fee on top of it.
+                if x_in:
+                    full = _ceil_div(available << SCALE_OFFSET, price)
+                else:
+                    full = _ceil_div(available * price, ONE)
+                max_fee = _ceil_div(full * rate, FEE_PRECISION - rate)
+                if left > full + max_fee:
+                    used, got, fee = full + max_fee, available, max_fee
+                else:
+                    used = left
+                    fee = _ceil_div(left * rate, FEE_PRECISION)
+                    net = left - fee
+                    got = (net * price) >> SCALE_OFFSET if x_in else (net << SCALE_OFFSET) // price
+                    got = min(got, available)
+                if x_in:
+                    changes.append((active, reserve[0] + used - fee, reserve[1] - got))
+                else:
+                    changes.append((active, reserve[0] - got, reserve[1] + used - fee))
+                left -= used
+                amount_out += got
+                fee_total += fee
+            if left == 0:
+                break
+            active += step
+        return _Walk(
+            amount_in=amount_in,
+            amount_out=amount_out,
+            fee=fee_total,
+            end_id=active,
+            changes=changes,
+            volatility_accumulator=accumulator,
+            volatility_reference=reference,
+            index_reference=index_ref,
+        )
+
+    def _min_amount_in(self, x_in: bool, amount_out: int, now: float) -> int:
+        """Smallest input whose exact-in walk pays at least ``amount_out``.
+
+        Per bin: the net input that buys ``target`` is ``n = ceil(target / P)``
+        and the smallest gross ``a`` with ``a - ceil(a*r/1e9) >= n`` is
+        ``ceil(n * 1e9 / (1e9 - r))`` - which is also what the program's
+        exact-out quote charges (``n + compute_fee(n)``).
+        """
+        reference, index_ref = self._references(now)
+        out_side = 1 if x_in else 0
+        step = -1 if x_in else 1
+        active = self._active_id
+        need = amount_out
+        total = 0
+        while True:
+            if self._beyond_liquidity(x_in, active):
+                raise self._exhausted(self.token_y if x_in else self.token_x)
+            reserve = self._bins.get(active)
+            if reserve is not None and reserve[out_side] > 0:
+                accumulator = self._accumulate(reference, index_ref, active)
+                rate = self.params.total_fee_rate(self.bin_step, accumulator)
+                price = self._prices[active]
+                target = min(need, reserve[out_side])
+                if x_in:
+                    net = _ceil_div(target << SCALE_OFFSET, price)
+                else:
+                    net = _ceil_div(target * price, ONE)
+                total += _ceil_div(net * FEE_PRECISION, FEE_PRECISION - rate)
+                need -= target
+            if need == 0:
+                return total
+            active += step
+
+    def _quote(self, token_in: str, amount_in: int, now: float) -> tuple[SwapQuote, _Walk]:
+        token_out = self.other(token_in)
+        _check_amount(amount_in, "amount_in")
+        x_in = token_in == self.token_x.symbol
+        token_in_obj = self.token_x if x_in else self.token_y
+        walk = self._walk_exact_in(x_in, amount_in, now)
+        if walk.amount_out == 0:
+            raise InsufficientLiquidity(
+                f"pool {self.pool_id}: {amount_in} {token_in} base units buy nothing"
+            )
+        before = self.bin_price(self._active_id)
+        after = self.bin_price(walk.end_id)
+        if not x_in:
+            before, after = 1.0 / before, 1.0 / after
+        executed = (walk.amount_out / token_out.one) / (amount_in / token_in_obj.one)
+        quote = SwapQuote(
+            pool_id=self.pool_id,
+            dex=self.dex,
+            token_in=token_in,
+            token_out=token_out.symbol,
+            amount_in=amount_in,
+            amount_out=walk.amount_out,
+            fee=walk.fee,
+            spot_price_before=before,
+            spot_price_after=after,
+            execution_price=executed,
+            price_impact_bps=(before - after) / before * 1e4,
+            slippage_bps=(before - executed) / before * 1e4,
+            bins_crossed=abs(walk.end_id - self._active_id),
+        )
+        return quote, walk
+
+    # -- the Pool interface -------------------------------------------------
+
+    def quote_exact_in(self, token_in: str, amount_in: int, now: float = 0.0) -> SwapQuote:
+        return self._quote(token_in, amount_in, now)[0]
+
+    def quote_exact_out(self, token_in: str, amount_out: int, now: float = 0.0) -> SwapQuote:
+        self.other(token_in)
+        _check_amount(amount_out, "amount_out")
+        amount_in = self._min_amount_in(token_in == self.token_x.symbol, amount_out, now)
+        return self._quote(token_in, amount_in, now)[0]
+
+    def swap_exact_in(
+        self, token_in: str, amount_in: int, min_out: int = 0, now: float = 0.0
+    ) -> SwapQuote:
+        if isinstance(min_out, bool) or not isinstance(min_out, int) or min_out < 0:
+            raise InvalidSwapAmount(f"min_out must be a non-negative integer, got {min_out!r}")
+        quote, walk = self._quote(token_in, amount_in, now)
+        if quote.amount_out < min_out:
+            raise SlippageExceeded(min_out, quote.amount_out)
+        for bin_id, rx, ry in walk.changes:
+            reserve = self._bins[bin_id]
+            reserve[0] = rx
+            reserve[1] = ry
+        if token_in == self.token_x.symbol:
+            self._fee_x += walk.fee
+        else:
+            self._fee_y += walk.fee
+        self._active_id = walk.end_id
+        self._volatility_accumulator = walk.volatility_accumulator
+        self._volatility_reference = walk.volatility_reference
+        self._index_reference = walk.index_reference
+        self._last_update = now
+        return quote
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "type": "dlmm",
+            "pool_id": self.pool_id,
+            "dex": self.dex,
+            "token_x": _token_dict(self.token_x),
+            "token_y": _token_dict(self.token_y),
+            "bin_step": self.bin_step,
+            "active_id": self._active_id,
+            "bins": [[bin_id, rx, ry] for bin_id, (rx, ry) in sorted(self._bins.items())],
+            "params": asdict(self.params),
+            "fee_x": self._fee_x,
+            "fee_y": self._fee_y,
+            "volatility_accumulator": self._volatility_accumulator,
+            "volatility_reference": self._volatility_reference,
+            "index_reference": self._index_reference,
+            "last_update": self._last_update,
+        }
+
+    @classmethod
+    def restore(cls, snapshot: dict[str, Any]) -> "DlmmPool":
+        if snapshot.get("type") != "dlmm":
+            raise ValueError(f"not a dlmm snapshot: type={snapshot.get('type')!r}")
+        pool = cls(
+            snapshot["pool_id"],
+            Token(**snapshot["token_x"]),
+            Token(**snapshot["token_y"]),
+            bin_step=snapshot["bin_step"],
+            active_id=snapshot["active_id"],
+            bins={bin_id: (rx, ry) for bin_id, rx, ry in snapshot["bins"]},
+            params=DlmmFeeParams(**snapshot["params"]),
+            dex=snapshot["dex"],
+        )
+        pool._fee_x = snapshot["fee_x"]
+        pool._fee_y = snapshot["fee_y"]
+        pool._volatility_accumulator = snapshot["volatility_accumulator"]
+        pool._volatility_reference = snapshot["volatility_reference"]
+        pool._index_reference = snapshot["index_reference"]
+        pool._last_update = snapshot["last_update"]
+        return pool
+
+    def __repr__(self) -> str:
+        return (
+            f"DlmmPool({self.pool_id!r}, {self.token_x.symbol}/{self.token_y.symbol}, "
+            f"bin_step={self.bin_step}, active_id={self._active_id})"
+        )
