@@ -1,0 +1,1 @@
+"""The engine: configuration, settings and wiring of the simulated DEX order engine."""
