@@ -1,0 +1,61 @@
+"""Small conversions shared by the stores: JSON, timestamps, integers, UUIDs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default, separators=(",", ":"))
+
+
+def jsonb(value: Any) -> Jsonb:
+    return Jsonb(value, dumps=dumps)
+
+
+def utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime) -> str:
+    """ISO-8601 in UTC with microseconds and a ``Z``: ``2025-01-02T03:04:05.123456Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_int(value: Decimal | int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def decimal_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
+    """The UUID, or None when ``value`` is not one (so a bad id is just "not found")."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

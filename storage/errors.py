@@ -1,0 +1,63 @@
+"""Typed errors raised by the stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sim.orders import OrderStatus
+
+
+class StorageError(Exception):
+    """Base class of every storage error."""
+
+
+class OrderNotFound(StorageError, LookupError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} not found")
+        self.order_id = order_id
+
+
+class StaleTransition(StorageError):
+    """The order was not in an allowed state (or seq): another writer got there first."""
+
+    def __init__(
+        self,
+        order_id: str,
+        *,
+        current: OrderStatus,
+        current_seq: int,
+        target: OrderStatus,
+        allowed: Iterable[OrderStatus],
+        expected_seq: int | None = None,
+    ) -> None:
+        allowed_text = ", ".join(sorted(allowed))
+        seq_text = f" at seq {expected_seq}" if expected_seq is not None else ""
+        super().__init__(
+            f"order {order_id} is {current} (seq {current_seq}); "
+            f"moving to {target} needs one of [{allowed_text}]{seq_text}"
+        )
+        self.order_id = order_id
+        self.current = current
+        self.current_seq = current_seq
+        self.target = target
+        self.allowed = frozenset(allowed)
+        self.expected_seq = expected_seq
+
+
+class IdempotencyConflict(StorageError):
+    """The idempotency key was already used for a different request body."""
+
+    def __init__(self, key: str, existing_order_id: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+        self.existing_order_id = existing_order_id
+
+
+class DuplicateOrderId(StorageError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"an order with id {order_id} already exists")
+        self.order_id = order_id
+
+
+class InvalidCursor(StorageError, ValueError):
+    pass

@@ -1,0 +1,542 @@
+"""Orders and their status history in PostgreSQL.
+
+Every status change is one transaction: a compare-and-set ``UPDATE orders``
+(the order must be in an allowed predecessor state, so two writers can never
+both advance it) that bumps ``seq``, and the ``order_status_history`` row with
+that ``seq``. Sequence numbers are therefore gapless per order, starting at 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from psycopg import AsyncConnection, errors, sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from sim.orders import FINAL_STATUSES, InvalidTransition, OrderStatus, can_transition, predecessors
+from storage._codec import decimal_text, iso, jsonb, parse_uuid, to_int, utc
+from storage.errors import (
+    DuplicateOrderId,
+    IdempotencyConflict,
+    InvalidCursor,
+    OrderNotFound,
+    StaleTransition,
+)
+from storage.trades import PoolTradeStore, TradeRecord
+
+ORDER_TYPES = frozenset({"market", "limit", "sniper"})
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewOrder:
+    """What the API accepted; ``order_id`` is made by the store when None."""
+
+    token_in: str
+    token_out: str
+    mint_in: str
+    mint_out: str
+    amount_in: int
+    amount_in_decimal: str
+    slippage_bps: int
+    type: str = "market"
+    order_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ORDER_TYPES:
+            raise ValueError(f"unknown order type {self.type!r}")
+        if isinstance(self.amount_in, bool) or not isinstance(self.amount_in, int) or self.amount_in <= 0:
+            raise ValueError("amount_in must be a positive integer of base units")
+        if isinstance(self.slippage_bps, bool) or not isinstance(self.slippage_bps, int):
+            raise ValueError("slippage_bps must be an integer")
+        if not 0 <= self.slippage_bps <= 10_000:
+            raise ValueError("slippage_bps must be within 0..10000")
+        if self.order_id is not None and parse_uuid(self.order_id) is None:
+            raise ValueError(f"order_id {self.order_id!r} is not a UUID")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One status change of one order (one ``order_status_history`` row)."""
+
+    order_id: str
+    seq: int
+    status: OrderStatus
+    attempt: int
+    details: dict[str, Any]
+    timestamp: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orderId": self.order_id,
+            "seq": self.seq,
+            "status": str(self.status),
+            "attempt": self.attempt,
+            "timestamp": iso(self.timestamp),
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StatusEvent:
+        return cls(
+            order_id=str(data["orderId"]),
+            seq=int(data["seq"]),
+            status=OrderStatus(data["status"]),
+            attempt=int(data["attempt"]),
+            details=dict(data.get("details") or {}),
+            timestamp=utc(datetime.fromisoformat(str(data["timestamp"]).replace("Z", "+00:00"))),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """One ``orders`` row. Amounts are base units (ints); ``amount_in_decimal`` is for display."""
+
+    id: str
+    type: str
+    token_in: str
+    token_out: str
+    mint_in: str
+    mint_out: str
+    amount_in: int
+    amount_in_decimal: str
+    slippage_bps: int
+    status: OrderStatus
+    seq: int
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    dex: str | None = None
+    pool_id: str | None = None
+    route: Any = None
+    amount_out: int | None = None
+    executed_price: Decimal | None = None
+    fee: int | None = None
+    price_impact_bps: float | None = None
+    tx_signature: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+
+    @property
+    def order_id(self) -> str:
+        return self.id
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def to_json(self) -> dict[str, Any]:
+        """camelCase; base-unit amounts as strings (exact in JavaScript too)."""
+        return {
+            "orderId": self.id,
+            "type": self.type,
+            "tokenIn": self.token_in,
+            "tokenOut": self.token_out,
+            "mintIn": self.mint_in,
+            "mintOut": self.mint_out,
+            "amountIn": str(self.amount_in),
+            "amountInDecimal": self.amount_in_decimal,
+            "slippageBps": self.slippage_bps,
+            "status": str(self.status),
+            "seq": self.seq,
+            "attempts": self.attempts,
+            "dex": self.dex,
+            "poolId": self.pool_id,
+            "route": self.route,
+            "amountOut": None if self.amount_out is None else str(self.amount_out),
+            "executedPrice": decimal_text(self.executed_price),
+            "fee": None if self.fee is None else str(self.fee),
+            "priceImpactBps": self.price_impact_bps,
+            "txSignature": self.tx_signature,
+            "errorCode": self.error_code,
+            "errorMessage": self.error_message,
+            "idempotencyKey": self.idempotency_key,
+            "clientId": self.client_id,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+        }
+
+
+# --------------------------------------------------------------------------- #
+# row mapping
+# --------------------------------------------------------------------------- #
+
+_ORDER_COLUMNS = sql.SQL(
+    "id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, slippage_bps, "
+    "status, seq, attempts, dex, pool_id, route, amount_out, executed_price, fee, price_impact_bps, "
+    "tx_signature, error_code, error_message, idempotency_key, request_hash, client_id, created_at, updated_at"
+)
+
+
+def _order_from_row(row: Mapping[str, Any]) -> OrderRecord:
+    return OrderRecord(
+        id=str(row["id"]),
+        type=row["type"],
+        token_in=row["token_in"],
+        token_out=row["token_out"],
+        mint_in=row["mint_in"],
+        mint_out=row["mint_out"],
+        amount_in=int(row["amount_in"]),
+        amount_in_decimal=row["amount_in_decimal"],
+        slippage_bps=row["slippage_bps"],
+        status=OrderStatus(row["status"]),
+        seq=row["seq"],
+        attempts=row["attempts"],
+        created_at=utc(row["created_at"]),
+        updated_at=utc(row["updated_at"]),
+        dex=row["dex"],
+        pool_id=row["pool_id"],
+        route=row["route"],
+        amount_out=to_int(row["amount_out"]),
+        executed_price=row["executed_price"],
+        fee=to_int(row["fee"]),
+        price_impact_bps=row["price_impact_bps"],
+        tx_signature=row["tx_signature"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
+        client_id=row["client_id"],
+    )
+
+
+def _event_from_row(row: Mapping[str, Any]) -> StatusEvent:
+    return StatusEvent(
+        order_id=str(row["order_id"]),
+        seq=row["seq"],
+        status=OrderStatus(row["status"]),
+        attempt=row["attempt"],
+        details=dict(row["details"] or {}),
+        timestamp=utc(row["created_at"]),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# fields a transition may set
+# --------------------------------------------------------------------------- #
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer of base units")
+    return value
+
+
+def _as_decimal(name: str, value: Any) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a number") from None
+    if not result.is_finite():
+        raise ValueError(f"{name} must be finite")
+    return result
+
+
+def _as_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
+_FIELD_ADAPTERS: dict[str, Any] = {
+    "dex": _as_text,
+    "pool_id": _as_text,
+    "route": lambda _name, value: jsonb(value),
+    "amount_out": _as_int,
+    "executed_price": _as_decimal,
+    "fee": _as_int,
+    "price_impact_bps": lambda name, value: float(_as_decimal(name, value)),
+    "tx_signature": _as_text,
+    "error_code": _as_text,
+    "error_message": _as_text,
+}
+TRANSITION_FIELDS = frozenset(_FIELD_ADAPTERS)
+
+
+def _adapt_fields(fields: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not fields:
+        return {}
+    unknown = set(fields) - TRANSITION_FIELDS
+    if unknown:
+        raise ValueError(f"fields not settable by a transition: {sorted(unknown)}")
+    return {
+        name: None if value is None else _FIELD_ADAPTERS[name](name, value) for name, value in fields.items()
+    }
+
+
+def _allowed_from(
+    to: OrderStatus, expected: OrderStatus | Collection[OrderStatus] | None
+) -> frozenset[OrderStatus]:
+    if expected is None:
+        return predecessors(to)
+    wanted = {OrderStatus(expected)} if isinstance(expected, str) else {OrderStatus(s) for s in expected}
+    for status in wanted:
+        if not can_transition(status, to):
+            raise InvalidTransition(status, to)
+    return frozenset(wanted)
+
+
+# --------------------------------------------------------------------------- #
+# cursor over (created_at, id), newest first
+# --------------------------------------------------------------------------- #
+
+
+def _encode_cursor(record: OrderRecord) -> str:
+    raw = json.dumps([record.created_at.isoformat(), record.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_text, id_text = json.loads(raw)
+        created_at = datetime.fromisoformat(created_text)
+        order_id = uuid.UUID(id_text)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidCursor("invalid cursor") from None
+    if created_at.tzinfo is None:
+        raise InvalidCursor("invalid cursor")
+    return created_at, order_id
+
+
+# --------------------------------------------------------------------------- #
+# the store
+# --------------------------------------------------------------------------- #
+
+
+class OrderStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    # -- create ---------------------------------------------------------------
+    async def create_order(
+        self,
+        new: NewOrder,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        client_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> tuple[OrderRecord, StatusEvent | None]:
+        """Store a new ``pending`` order and its first history row (seq 1, attempt 1).
+
+        With an ``idempotency_key`` already used: the same ``request_hash``
+        returns ``(existing order, None)``; another hash raises
+        :class:`IdempotencyConflict`.
+        """
+        order_id = str(parse_uuid(new.order_id)) if new.order_id else str(uuid.uuid4())
+        first_details = dict(details) if details is not None else {"queued": True}
+        insert = sql.SQL(
+            "INSERT INTO orders (id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, "
+            "slippage_bps, status, seq, attempts, idempotency_key, request_hash, client_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 1, 1, %s, %s, %s) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING {}"
+        ).format(_ORDER_COLUMNS)
+        params = (
+            order_id, new.type, new.token_in, new.token_out, new.mint_in, new.mint_out, new.amount_in,
+            new.amount_in_decimal, new.slippage_bps, idempotency_key, request_hash, client_id,
+        )  # fmt: skip
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            try:
+                await cur.execute(insert, params)
+            except errors.UniqueViolation:
+                raise DuplicateOrderId(order_id) from None
+            row = await cur.fetchone()
+            if row is None:  # the key is taken (a concurrent insert has committed by now)
+                assert idempotency_key is not None
+                return await self._replay(conn, idempotency_key, request_hash), None
+            order = _order_from_row(row)
+            await cur.execute(
+                "INSERT INTO order_status_history (order_id, seq, status, attempt, details) "
+                "VALUES (%s, 1, 'pending', 1, %s) RETURNING order_id, seq, status, attempt, details, created_at",
+                (order_id, jsonb(first_details)),
+            )
+            history_row = await cur.fetchone()
+            assert history_row is not None
+            return order, _event_from_row(history_row)
+
+    async def _replay(self, conn: AsyncConnection, key: str, request_hash: str | None) -> OrderRecord:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                sql.SQL("SELECT {} FROM orders WHERE idempotency_key = %s").format(_ORDER_COLUMNS), (key,)
+            )
+            row = await cur.fetchone()
+        if row is None:  # pragma: no cover - the key cannot vanish: orders are never deleted
+            raise IdempotencyConflict(key, "")
+        existing = _order_from_row(row)
+        if existing.request_hash != request_hash:
+            raise IdempotencyConflict(key, existing.id)
+        return existing
+
+    # -- transition -----------------------------------------------------------
+    async def transition(
+        self,
+        order_id: str,
+        to: OrderStatus,
+        *,
+        attempt: int,
+        details: Mapping[str, Any] | None = None,
+        expected: OrderStatus | Collection[OrderStatus] | None = None,
+        fields: Mapping[str, Any] | None = None,
+        expected_seq: int | None = None,
+    ) -> StatusEvent:
+        """Move the order to ``to`` if it is in an allowed state (compare-and-set).
+
+        ``expected`` narrows the allowed current states (default: every
+        predecessor of ``to``); ``expected_seq`` additionally requires the
+        order not to have changed since the caller read it. ``fields`` sets
+        result columns (see :data:`TRANSITION_FIELDS`). Raises
+        :class:`StaleTransition` or :class:`OrderNotFound`.
+        """
+        to = OrderStatus(to)
+        allowed = _allowed_from(to, expected)
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
+            raise ValueError("attempt must be a non-negative integer")
+        oid = parse_uuid(order_id)
+        if oid is None:
+            raise OrderNotFound(order_id)
+        values = _adapt_fields(fields)
+        assignments: list[sql.Composable] = [
+            sql.SQL("status = %s"), sql.SQL("seq = seq + 1"), sql.SQL("attempts = %s")
+        ]  # fmt: skip
+        params: list[Any] = [str(to), attempt]
+        for name, value in values.items():
+            assignments.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
+            params.append(value)
+        condition: sql.Composable = sql.SQL("id = %s AND status = ANY(%s)")
+        params += [oid, sorted(str(s) for s in allowed)]
+        if expected_seq is not None:
+            condition = sql.SQL("{} AND seq = %s").format(condition)
+            params.append(expected_seq)
+        update = sql.SQL("UPDATE orders SET {} WHERE {} RETURNING seq").format(
+            sql.SQL(", ").join(assignments), condition
+        )
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            await cur.execute(update, params)
+            updated = await cur.fetchone()
+            if updated is None:
+                await cur.execute("SELECT status, seq FROM orders WHERE id = %s", (oid,))
+                current = await cur.fetchone()
+                if current is None:
+                    raise OrderNotFound(str(oid))
+                raise StaleTransition(
+                    str(oid),
+                    current=OrderStatus(current["status"]),
+                    current_seq=current["seq"],
+                    target=to,
+                    allowed=allowed,
+                    expected_seq=expected_seq,
+                )
+            await cur.execute(
+                "INSERT INTO order_status_history (order_id, seq, status, attempt, details) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING order_id, seq, status, attempt, details, created_at",
+                (oid, updated["seq"], str(to), attempt, jsonb(dict(details or {}))),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return _event_from_row(row)
+
+    # -- reads ----------------------------------------------------------------
+    async def get_order(self, order_id: str) -> OrderRecord | None:
+        oid = parse_uuid(order_id)
+        if oid is None:
+            return None
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql.SQL("SELECT {} FROM orders WHERE id = %s").format(_ORDER_COLUMNS), (oid,))
+            row = await cur.fetchone()
+        return None if row is None else _order_from_row(row)
+
+    async def history(self, order_id: str, after_seq: int = 0) -> list[StatusEvent]:
+        """Status events with ``seq > after_seq``, oldest first."""
+        oid = parse_uuid(order_id)
+        if oid is None:
+            return []
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "SELECT order_id, seq, status, attempt, details, created_at FROM order_status_history "
+                "WHERE order_id = %s AND seq > %s ORDER BY seq",
+                (oid, after_seq),
+            )
+            rows = await cur.fetchall()
+        return [_event_from_row(row) for row in rows]
+
+    async def list_orders(
+        self,
+        *,
+        status: OrderStatus | str | Collection[OrderStatus | str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[OrderRecord], str | None]:
+        """Recent orders first; ``next_cursor`` is None on the last page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be within 1..{MAX_PAGE}")
+        conditions: list[sql.Composable] = []
+        params: list[Any] = []
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            conditions.append(sql.SQL("status = ANY(%s)"))
+            params.append([str(OrderStatus(s)) for s in wanted])
+        if cursor is not None:
+            created_at, last_id = _decode_cursor(cursor)
+            conditions.append(sql.SQL("(created_at, id) < (%s, %s)"))
+            params += [created_at, last_id]
+        where = sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(conditions)) if conditions else sql.SQL("")
+        query = sql.SQL("SELECT {} FROM orders {} ORDER BY created_at DESC, id DESC LIMIT %s").format(
+            _ORDER_COLUMNS, where
+        )
+        params.append(limit + 1)
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall()
+        records = [_order_from_row(row) for row in rows[:limit]]
+        next_cursor = _encode_cursor(records[-1]) if len(rows) > limit else None
+        return records, next_cursor
+
+    async def unfinished_orders(
+        self, older_than_s: float = 0, *, limit: int | None = None
+    ) -> list[OrderRecord]:
+        """Orders not yet final whose last change is at least ``older_than_s`` old, oldest first."""
+        query = sql.SQL(
+            "SELECT {} FROM orders WHERE status NOT IN ('confirmed', 'failed') "
+            "AND updated_at <= clock_timestamp() - make_interval(secs => %s) ORDER BY created_at, id {}"
+        ).format(_ORDER_COLUMNS, sql.SQL("LIMIT %s") if limit is not None else sql.SQL(""))
+        params: list[Any] = [float(older_than_s)]
+        if limit is not None:
+            params.append(limit)
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall()
+        return [_order_from_row(row) for row in rows]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Every status with its count (zero included)."""
+        counts = {str(s): 0 for s in OrderStatus}
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT status, count(*) FROM orders GROUP BY status")
+            for status, count in await cur.fetchall():
+                counts[status] = int(count)
+        return counts
+
+    async def fills_for_order(self, order_id: str) -> list[TradeRecord]:
+        """The pool trades that filled this order, by leg."""
+        return await PoolTradeStore(self._pool).trades_for_order(order_id)

@@ -1,0 +1,251 @@
+"""Every trade against a simulated pool, and each pool's genesis state.
+
+A pool's state is its genesis snapshot plus its trades in ``seq`` order; the
+last trade's ``state_after`` is the current state, so a restarted pool actor
+resumes exactly where it was. An order fills each leg at most once: recording
+the same ``(order_id, leg)`` again returns the stored trade (``existing=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from storage._codec import iso, jsonb, parse_uuid, utc
+
+TradeKind = Literal["order", "arbitrage", "noise"]
+TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise"})
+# first key of the two-key pg_advisory_xact_lock taken per pool while numbering a trade
+_POOL_LOCK_CLASS = 0x7472_6164  # "trad"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    pool_id: str
+    seq: int
+    kind: str
+    order_id: str | None
+    leg: int
+    token_in: str
+    amount_in: int
+    token_out: str
+    amount_out: int
+    fee: int
+    sim_time: float
+    state_after: dict[str, Any]
+    created_at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+    existing: bool = False  # True when record_trade found this leg already stored
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "poolId": self.pool_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "orderId": self.order_id,
+            "leg": self.leg,
+            "tokenIn": self.token_in,
+            "amountIn": str(self.amount_in),
+            "tokenOut": self.token_out,
+            "amountOut": str(self.amount_out),
+            "fee": str(self.fee),
+            "simTime": self.sim_time,
+            "stateAfter": self.state_after,
+            "details": self.details,
+            "createdAt": iso(self.created_at),
+        }
+
+
+_TRADE_COLUMNS = sql.SQL(
+    "pool_id, seq, kind, order_id, leg, token_in, amount_in, token_out, amount_out, fee, sim_time, "
+    "state_after, details, created_at"
+)
+_INSERT_TRADE = sql.SQL(
+    "INSERT INTO pool_trades (pool_id, seq, kind, order_id, leg, token_in, amount_in, token_out, "
+    "amount_out, fee, sim_time, state_after, details) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (order_id, leg) WHERE order_id IS NOT NULL DO NOTHING RETURNING {}"
+).format(_TRADE_COLUMNS)
+_BY_ORDER_LEG = sql.SQL("SELECT {} FROM pool_trades WHERE order_id = %s AND leg = %s").format(_TRADE_COLUMNS)
+
+
+def trade_from_row(row: Mapping[str, Any]) -> TradeRecord:
+    return TradeRecord(
+        pool_id=row["pool_id"],
+        seq=int(row["seq"]),
+        kind=row["kind"],
+        order_id=None if row["order_id"] is None else str(row["order_id"]),
+        leg=row["leg"],
+        token_in=row["token_in"],
+        amount_in=int(row["amount_in"]),
+        token_out=row["token_out"],
+        amount_out=int(row["amount_out"]),
+        fee=int(row["fee"]),
+        sim_time=float(row["sim_time"]),
+        state_after=row["state_after"],
+        created_at=utc(row["created_at"]),
+        details=row["details"] or {},
+    )
+
+
+def _amount(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer of base units")
+    return value
+
+
+class PoolTradeStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def ensure_genesis(self, pool_id: str, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+        """Store ``snapshot`` as the pool's genesis unless one exists; return the stored one."""
+        async with self._pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "INSERT INTO pool_genesis (pool_id, snapshot) VALUES (%s, %s) ON CONFLICT (pool_id) DO NOTHING",
+                (pool_id, jsonb(dict(snapshot))),
+            )
+            await cur.execute("SELECT snapshot FROM pool_genesis WHERE pool_id = %s", (pool_id,))
+            row = await cur.fetchone()
+        assert row is not None
+        return dict(row[0])
+
+    async def genesis(self, pool_id: str) -> dict[str, Any] | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT snapshot FROM pool_genesis WHERE pool_id = %s", (pool_id,))
+            row = await cur.fetchone()
+        return None if row is None else dict(row[0])
+
+    async def record_trade(
+        self,
+        pool_id: str,
+        *,
+        kind: TradeKind | str,
+        order_id: str | None,
+        leg: int = 0,
+        token_in: str,
+        amount_in: int,
+        token_out: str,
+        amount_out: int,
+        fee: int,
+        sim_time: float,
+        state_after: Mapping[str, Any],
+        details: Mapping[str, Any] | None = None,
+    ) -> TradeRecord:
+        """Append a trade with the pool's next ``seq``.
+
+        Numbering is serialised per pool by a transaction-level advisory lock.
+        If the order already has this ``leg`` the stored trade is returned with
+        ``existing=True`` and nothing is written.
+        """
+        if kind not in TRADE_KINDS:
+            raise ValueError(f"unknown trade kind {kind!r}")
+        if (kind == "order") != (order_id is not None):
+            raise ValueError("order trades need an order_id, and only they have one")
+        oid = None
+        if order_id is not None:
+            oid = parse_uuid(order_id)
+            if oid is None:
+                raise ValueError(f"order_id {order_id!r} is not a UUID")
+        if isinstance(leg, bool) or not isinstance(leg, int) or leg < 0:
+            raise ValueError("leg must be a non-negative integer")
+        values = (
+            _amount("amount_in", amount_in), _amount("amount_out", amount_out), _amount("fee", fee)
+        )  # fmt: skip
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            await cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_POOL_LOCK_CLASS, pool_id))
+            if oid is not None:
+                await cur.execute(_BY_ORDER_LEG, (oid, leg))
+                found = await cur.fetchone()
+                if found is not None:
+                    return replace(trade_from_row(found), existing=True)
+            await cur.execute(
+                "SELECT coalesce(max(seq), 0) + 1 AS next FROM pool_trades WHERE pool_id = %s", (pool_id,)
+            )
+            next_row = await cur.fetchone()
+            assert next_row is not None
+            await cur.execute(
+                _INSERT_TRADE,
+                (
+                    pool_id, next_row["next"], kind, oid, leg, token_in, values[0], token_out, values[1],
+                    values[2], float(sim_time), jsonb(dict(state_after)), jsonb(dict(details or {})),
+                ),
+            )  # fmt: skip
+            inserted = await cur.fetchone()
+            if inserted is not None:
+                return trade_from_row(inserted)
+            # the same leg recorded concurrently through another pool id
+            await cur.execute(_BY_ORDER_LEG, (oid, leg))
+            found = await cur.fetchone()
+            assert found is not None
+            return replace(trade_from_row(found), existing=True)
+
+    async def trade_for_order(self, order_id: str, leg: int = 0) -> TradeRecord | None:
+        oid = parse_uuid(order_id)
+        if oid is None:
+            return None
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_BY_ORDER_LEG, (oid, leg))
+            row = await cur.fetchone()
+        return None if row is None else trade_from_row(row)
+
+    async def trades_for_order(self, order_id: str) -> list[TradeRecord]:
+        """Every trade that filled ``order_id``, by leg."""
+        oid = parse_uuid(order_id)
+        if oid is None:
+            return []
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                sql.SQL("SELECT {} FROM pool_trades WHERE order_id = %s ORDER BY leg").format(_TRADE_COLUMNS),
+                (oid,),
+            )
+            rows = await cur.fetchall()
+        return [trade_from_row(row) for row in rows]
+
+    async def trades(self, pool_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[TradeRecord]:
+        """The pool's trades with ``seq > after_seq``, in order (for replay and audit)."""
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                sql.SQL(
+                    "SELECT {} FROM pool_trades WHERE pool_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+                ).format(_TRADE_COLUMNS),
+                (pool_id, after_seq, limit),
+            )
+            rows = await cur.fetchall()
+        return [trade_from_row(row) for row in rows]
+
+    async def latest_state(self, pool_id: str) -> dict[str, Any] | None:
+        """``state_after`` of the pool's last trade, else its genesis, else None."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT state_after FROM pool_trades WHERE pool_id = %s ORDER BY seq DESC LIMIT 1", (pool_id,)
+            )
+            row = await cur.fetchone()
+            if row is None:
+                cur = await conn.execute("SELECT snapshot FROM pool_genesis WHERE pool_id = %s", (pool_id,))
+                row = await cur.fetchone()
+        return None if row is None else dict(row[0])
+
+    async def flows(self, pool_id: str) -> dict[str, tuple[int, int]]:
+        """Per token: (total paid into the pool, total paid out of it), over every trade."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT token, sum(paid_in), sum(paid_out) FROM ("
+                "  SELECT token_in AS token, amount_in AS paid_in, 0 AS paid_out FROM pool_trades WHERE pool_id = %s"
+                "  UNION ALL"
+                "  SELECT token_out, 0, amount_out FROM pool_trades WHERE pool_id = %s"
+                ") AS legs GROUP BY token ORDER BY token",
+                (pool_id, pool_id),
+            )
+            rows = await cur.fetchall()
+        return {token: (int(paid_in), int(paid_out)) for token, paid_in, paid_out in rows}
