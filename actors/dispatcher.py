@@ -1,0 +1,197 @@
+"""Dispatcher: the queue consumer that feeds the executors.
+
+It takes orders from the Redis stream only when an executor is idle (so at
+most ``executors`` orders run at once) and only when the shared rate limiter
+grants a start. A message is acknowledged only after its executor returned,
+so an order whose executor died is run again (executors resume, they never
+start over). Retries wait in a Redis sorted set until due. A periodic sweep
+re-queues any unfinished order that PostgreSQL knows and Redis lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+
+from actors import metrics
+from engine.settings import EngineSettings
+
+DISPATCHER_NAME = "dispatcher"
+CONSUMER = "dispatcher-0"
+log = logging.getLogger(__name__)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
+class Dispatcher:
+    def __init__(self, executors: list[Any], settings: dict[str, Any]) -> None:
+        self._settings = EngineSettings.from_actor_dict(settings)
+        self._executors = executors
+        self._idle: asyncio.Queue | None = None
+        self._in_flight: dict[str, str] = {}  # order id -> stream message id
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self.started = 0
+        self.completed = 0
+        self.failed = 0
+        self.retried = 0
+
+    async def start(self) -> bool:
+        if self._task is None:
+            await self._connect()
+            self._task = asyncio.ensure_future(self._loop())
+        return True
+
+    async def _connect(self) -> None:
+        from storage.db import open_pool
+        from storage.orders import OrderStore
+        from storage.queue import OrderQueue
+        from storage.ratelimit import SlidingWindowLimiter
+        from storage.redis_client import open_redis
+
+        s = self._settings
+        self._redis = open_redis(s.redis_url)
+        self._queue = OrderQueue(self._redis)
+        await self._queue.ensure_group()
+        self._limiter = SlidingWindowLimiter(
+            self._redis,
+            limit=s.rate_limit_per_minute,
+            window_s=s.rate_limit_window_s,
+            prefix="engine:starts",
+        )
+        self._db = await open_pool(s.database_url, min_size=1, max_size=2)
+        self._store = OrderStore(self._db)
+        self._idle = asyncio.Queue()
+        for handle in self._executors:
+            self._idle.put_nowait(handle)
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            "running": len(self._in_flight),
+            "concurrency": len(self._executors),
+            "rateLimitPerMinute": self._settings.rate_limit_per_minute,
+            "started": self.started,
+            "completed": self.completed,
+            "failed": self.failed,
+            "retried": self.retried,
+        }
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _loop(self) -> None:
+        await self._recover()
+        sweeper = asyncio.ensure_future(self._sweep_forever())
+        try:
+            while not self._stopping:
+                try:
+                    await self._dispatch_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 — Redis or PG blip: keep going
+                    log.exception("dispatch loop error; retrying in 0.5 s")
+                    await asyncio.sleep(0.5)
+        finally:
+            sweeper.cancel()
+
+    async def _dispatch_once(self) -> None:
+        executor = await self._idle.get()
+        try:
+            await self._queue.promote_due(time.time())
+            messages = await self._queue.read(CONSUMER, count=1, block_ms=200)
+        except BaseException:
+            self._idle.put_nowait(executor)
+            raise
+        if not messages:
+            self._idle.put_nowait(executor)
+            return
+        msg_id, order_id = messages[0]
+        if order_id in self._in_flight:
+            await self._queue.ack(msg_id)  # a duplicate of an order already running
+            self._idle.put_nowait(executor)
+            return
+        started_at = await self._wait_for_rate_limit()
+        self._in_flight[order_id] = msg_id
+        self.started += 1
+        asyncio.ensure_future(self._run(executor, msg_id, order_id, started_at))
+
+    async def _wait_for_rate_limit(self) -> float:
+        if self._settings.rate_limit_per_minute <= 0:
+            return time.time()
+        while True:
+            allowed, retry_after = await self._limiter.hit("all")
+            if allowed:
+                return time.time()
+            await asyncio.sleep(min(max(retry_after, 0.01), 1.0))
+
+    async def _run(self, executor: Any, msg_id: str, order_id: str, started_at: float) -> None:
+        outcome: dict[str, Any] | None = None
+        try:
+            while outcome is None:
+                try:
+                    outcome = await executor.run.remote(order_id, started_at)
+                except ray.exceptions.RayActorError:
+                    # The executor died mid-order: Ray restarts it; run resumes from PG.
+                    log.warning("executor died running %s; resuming", order_id)
+                    await asyncio.sleep(0.2)
+            status = outcome.get("status")
+            if status in ("pending", "error") and "retryIn" in outcome:
+                self.retried += status == "pending"
+                # schedule the retry and ack the message in one step
+                await self._queue.defer(msg_id, order_id, time.time() + outcome["retryIn"])
+                return
+            if status == "confirmed":
+                self.completed += 1
+            elif status == "failed":
+                self.failed += 1
+            await self._queue.ack(msg_id)
+        except Exception:  # noqa: BLE001 — PG or Redis down: try this order again later
+            log.exception("order %s: dispatch failed; retrying in 2 s", order_id)
+            try:
+                await self._queue.defer(msg_id, order_id, time.time() + 2.0)
+            except Exception:  # noqa: BLE001 — still unacked: recovery picks it up
+                log.exception("order %s: could not defer", order_id)
+        finally:
+            self._in_flight.pop(order_id, None)
+            self._idle.put_nowait(executor)
+
+    async def _recover(self) -> None:
+        """After a restart: our own unacknowledged messages first, then the sweep."""
+        for msg_id, order_id in await self._queue.pending_for(CONSUMER):
+            await self._queue.enqueue(order_id)
+            await self._queue.ack(msg_id)
+        await self.sweep(older_than_s=0.0)
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            try:
+                await self.sweep(older_than_s=self._settings.sweep_interval_s * 3)
+                await self._export_depth()
+            except Exception:  # noqa: BLE001
+                log.exception("sweep failed")
+
+    async def sweep(self, older_than_s: float) -> int:
+        """Re-queue unfinished orders that are neither running, queued nor waiting to retry."""
+        queued = await self._queue.queued_order_ids()
+        count = 0
+        for order in await self._store.unfinished_orders(older_than_s=older_than_s):
+            if order.id in self._in_flight or order.id in queued:
+                continue
+            await self._queue.enqueue(order.id)
+            count += 1
+        if count:
+            log.warning("sweep re-queued %d orders", count)
+        return count
+
+    async def _export_depth(self) -> None:
+        depth = await self._queue.depth()
+        gauge = metrics.queue_depth()
+        gauge.set(depth.waiting, tags={"state": "waiting"})
+        gauge.set(depth.delayed, tags={"state": "delayed"})
+        gauge.set(len(self._in_flight), tags={"state": "running"})

@@ -1,0 +1,77 @@
+"""MarketMaker: drives ``sim``'s market against the live pool actors in real time.
+
+Each tick it reads every pool's current state, lets the market plan its
+arbitrage and noise flow against those states, and sends the trades to the
+pool actors, where they queue with the orders like any other swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+
+from engine.config import build_market, build_pools, load_market_config
+from engine.settings import EngineSettings
+from sim.pools import restore_pool
+
+MARKET_NAME = "market"
+log = logging.getLogger(__name__)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=100)
+class MarketMaker:
+    def __init__(self, pools: dict[str, Any], settings: dict[str, Any]) -> None:
+        self._settings = EngineSettings.from_actor_dict(settings)
+        self._pools = pools
+        config = load_market_config(self._settings.market_config)
+        self._market = build_market(config, build_pools(config))
+        self._task: asyncio.Task | None = None
+        self.ticks = 0
+        self.trades = 0
+
+    async def start(self) -> bool:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        return True
+
+    async def stop(self) -> bool:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        return True
+
+    async def stats(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "trades": self.trades, "running": self._task is not None}
+
+    async def _run(self) -> None:
+        tick_s = self._settings.market_tick_s
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            try:
+                await self.tick(now - last)
+            except Exception:  # noqa: BLE001 — a pool restarting: try again next tick
+                log.exception("market tick failed")
+            last = now
+
+    async def tick(self, dt: float) -> int:
+        """One step of the market: returns the number of trades sent."""
+        ids = list(self._pools)
+        snapshots = await asyncio.gather(*(self._pools[i].snapshot.remote() for i in ids))
+        states = {i: restore_pool(s) for i, s in zip(ids, snapshots)}
+        flows = self._market.next_flows(dt, states, now=time.time())
+        results = await asyncio.gather(
+            *(
+                self._pools[f.pool_id].apply_flow.remote(f.kind, f.token_in, f.amount_in)
+                for f in flows
+            )
+        )
+        sent = sum(r is not None for r in results)
+        self.ticks += 1
+        self.trades += sent
+        return sent

@@ -1,0 +1,87 @@
+"""Custom metrics exported through Ray's Prometheus endpoint (prefixed ``ray_``).
+
+Metric objects must be made inside the process that records them, so each is
+built on first use and cached per process.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from ray.util.metrics import Counter, Gauge, Histogram
+
+_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60]
+
+
+@cache
+def orders_finished() -> Counter:
+    return Counter(
+        "dex_orders_finished_total",
+        description="Orders that reached a final status, by status and DEX.",
+        tag_keys=("status", "dex"),
+    )
+
+
+@cache
+def order_retries() -> Counter:
+    return Counter(
+        "dex_order_retries_total",
+        description="Transient failures sent back to the queue, by error code.",
+        tag_keys=("code",),
+    )
+
+
+@cache
+def order_latency() -> Histogram:
+    return Histogram(
+        "dex_order_latency_seconds",
+        description="Accepted to final status.",
+        boundaries=_SECONDS,
+        tag_keys=("status",),
+    )
+
+
+@cache
+def stage_latency() -> Histogram:
+    return Histogram(
+        "dex_order_stage_seconds",
+        description="Time spent reaching each status from the previous one.",
+        boundaries=_SECONDS,
+        tag_keys=("stage",),
+    )
+
+
+@cache
+def queue_depth() -> Gauge:
+    return Gauge(
+        "dex_queue_depth",
+        description="Orders waiting in the Redis queue, by state.",
+        tag_keys=("state",),
+    )
+
+
+@cache
+def running_executors() -> Gauge:
+    return Gauge(
+        "dex_running_executors",
+        description="1 while the executor runs an order, else 0.",
+        tag_keys=("executor",),
+    )
+
+
+@cache
+def pool_price() -> Gauge:
+    return Gauge(
+        "dex_pool_spot_price",
+        description="Spot price of the pool's base token in its quote token.",
+        tag_keys=("pool",),
+    )
+
+
+@cache
+def pool_reserve() -> Gauge:
+    return Gauge(
+        "dex_pool_reserve",
+        description="Tokens held by the pool, in whole units.",
+        tag_keys=("pool", "token"),
+    )

@@ -1,0 +1,328 @@
+"""PoolActor: one live DEX pool. Its state changes only here, one swap at a time.
+
+Every trade is written to PostgreSQL (with the pool's state after it) before
+the in-memory state moves, so a restarted actor rebuilds itself exactly from
+what was recorded, and the unique (order_id, leg) key makes a fill happen at
+most once however often a swap is redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import ray
+
+from actors import metrics
+from engine.settings import EngineSettings
+from sim.impact import amount_to_move_price
+from sim.orders import transaction_signature
+from sim.pools import Pool, restore_pool
+from sim.pools.base import SimError
+
+
+class TransactionExpired(SimError):
+    code = "TRANSACTION_EXPIRED"
+    transient = True
+
+
+class LeaseExpired(SimError):
+    code = "LEASE_EXPIRED"
+    transient = True
+
+
+def _error(exc: SimError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": str(exc), "transient": exc.transient}}
+
+
+def fill_from_trade(record: Any, *, existing: bool) -> dict[str, Any]:
+    """The fill an order gets from a recorded trade (fresh or replayed)."""
+    details = record.details or {}
+    return {
+        "poolId": record.pool_id,
+        "orderId": record.order_id,
+        "leg": record.leg,
+        "tokenIn": record.token_in,
+        "amountIn": record.amount_in,
+        "tokenOut": record.token_out,
+        "amountOut": record.amount_out,
+        "fee": record.fee,
+        "priceImpactBps": details.get("priceImpactBps"),
+        "txSignature": details.get("txSignature")
+        or transaction_signature(record.order_id, record.pool_id, record.leg),
+        "existing": existing,
+    }
+
+
+def pool_actor_name(pool_id: str) -> str:
+    return f"pool:{pool_id}"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
+class PoolActor:
+    def __init__(self, pool_id: str, genesis: dict[str, Any], settings: dict[str, Any]) -> None:
+        self.pool_id = pool_id
+        self._genesis = genesis
+        self._settings = EngineSettings.from_actor_dict(settings)
+        self._rng = random.Random(f"{self._settings.seed}:{pool_id}")
+        self._lock = asyncio.Lock()
+        self._loaded = asyncio.Event()
+        self._loading: asyncio.Task | None = None
+        self._pool: Pool | None = None
+        self._db = None
+        self._trades = None
+        self._holder: str | None = None  # order holding this pool for an atomic route
+        self._held_at = 0.0
+        self._lease: asyncio.TimerHandle | None = None
+
+    async def _ensure_loaded(self) -> Pool:
+        if self._pool is None:
+            if self._loading is None:
+                self._loading = asyncio.ensure_future(self._load())
+            await asyncio.shield(self._loading)
+        assert self._pool is not None
+        return self._pool
+
+    async def _load(self) -> None:
+        from storage.db import open_pool
+        from storage.trades import PoolTradeStore
+
+        if self._db is None:
+            self._db = await open_pool(self._settings.database_url, min_size=1, max_size=2)
+            self._trades = PoolTradeStore(self._db)
+        genesis = await self._trades.ensure_genesis(self.pool_id, self._genesis)
+        state = await self._trades.latest_state(self.pool_id)
+        self._pool = restore_pool(state or genesis)
+        self._export_metrics()
+
+    async def ready(self) -> str:
+        await self._ensure_loaded()
+        return self.pool_id
+
+    async def observe(self) -> dict[str, Any]:
+        """The pool's state as a quoting client sees it, after the quote latency."""
+        latency = self._settings.latency
+        delay = latency.quote_s + self._rng.uniform(0, latency.quote_jitter_s)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pool = await self._ensure_loaded()
+        return {"pool_id": self.pool_id, "snapshot": pool.snapshot(), "now": time.time()}
+
+    async def snapshot(self) -> dict[str, Any]:
+        pool = await self._ensure_loaded()
+        return pool.snapshot()
+
+    async def summary(self) -> dict[str, Any]:
+        pool = await self._ensure_loaded()
+        base, quote = pool.token_x, pool.token_y
+        summary: dict[str, Any] = {
+            "poolId": self.pool_id,
+            "dex": pool.dex,
+            "kind": pool.snapshot()["type"],
+            "base": base.symbol,
+            "quote": quote.symbol,
+            "feeBps": pool.fee_bps,
+            "spotPrice": pool.spot_price(base.symbol),
+            "reserves": {k: str(v) for k, v in pool.reserves().items()},
+        }
+        bins = getattr(pool, "bins_summary", None)
+        if bins is not None:
+            summary["activeBin"] = getattr(pool, "active_id", None)
+            summary["bins"] = len(bins())
+        return summary
+
+    async def swap(
+        self,
+        order_id: str,
+        leg: int,
+        token_in: str,
+        amount_in: int,
+        min_out: int,
+        expires_at: float,
+        signature: str | None = None,
+        held: bool = False,
+    ) -> dict[str, Any]:
+        """Execute one leg of an order. Idempotent per (order_id, leg).
+
+        Returns the fill, or ``{"error": {...}}`` when the pool refused it
+        (slippage, liquidity, expiry): domain errors travel as data. A ``held``
+        swap is part of an atomic multi-pool route: the caller already holds
+        this pool (``hold``) and the transit delay was paid before that.
+        """
+        pool = await self._ensure_loaded()
+        if held:
+            if self._holder != order_id:
+                return _error(LeaseExpired("the pool was not held for this order any more"))
+            return await self._swap_locked(
+                pool, order_id, leg, token_in, amount_in, min_out, expires_at, signature,
+                now=self._held_at,
+            )  # fmt: skip
+        latency = self._settings.latency
+        if latency.execution_max_s > 0:
+            await asyncio.sleep(self._rng.uniform(latency.execution_min_s, latency.execution_max_s))
+        async with self._lock:
+            if self._faults_apply():
+                await self._front_run(pool, token_in)
+            return await self._swap_locked(
+                pool, order_id, leg, token_in, amount_in, min_out, expires_at, signature,
+                now=time.time(),
+            )  # fmt: skip
+
+    async def _swap_locked(
+        self,
+        pool: Pool,
+        order_id: str,
+        leg: int,
+        token_in: str,
+        amount_in: int,
+        min_out: int,
+        expires_at: float,
+        signature: str | None,
+        now: float,
+    ) -> dict[str, Any]:
+        existing = await self._trades.trade_for_order(order_id, leg)
+        if existing is not None:
+            return fill_from_trade(existing, existing=True)
+        if time.time() > expires_at:
+            return _error(TransactionExpired("transaction expired before it landed"))
+        pool = self._pool
+        before = pool.snapshot()
+        try:
+            quote = pool.swap_exact_in(token_in, amount_in, min_out, now)
+        except SimError as exc:
+            return _error(exc)
+        record = await self._record(
+            self.pool_id,
+            kind="order",
+            order_id=order_id,
+            leg=leg,
+            token_in=token_in,
+            amount_in=quote.amount_in,
+            token_out=quote.token_out,
+            amount_out=quote.amount_out,
+            fee=quote.fee,
+            sim_time=now,
+            state_after=pool.snapshot(),
+            details={
+                "priceImpactBps": quote.price_impact_bps,
+                "spotPriceBefore": quote.spot_price_before,
+                "executionPrice": quote.execution_price,
+                "txSignature": signature,
+            },
+        )
+        if record.existing:
+            # Filled elsewhere first (another pool won the unique key): undo ours.
+            self._pool = restore_pool(before)
+            return fill_from_trade(record, existing=True)
+        self._export_metrics()
+        return fill_from_trade(record, existing=False)
+
+    async def _record(self, pool_id: str, **trade: Any) -> Any:
+        """Write a trade that is already applied in memory, keeping memory equal to PG.
+
+        A caller that goes away (its call cancelled) does not cut the write
+        short: we wait for it. If it failed, the actor reloads its state from
+        PG, which holds exactly the trades that were committed.
+        """
+        write = asyncio.ensure_future(self._trades.record_trade(pool_id, **trade))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            try:
+                await write
+            except Exception:  # noqa: BLE001
+                self._forget_state()
+            raise
+        except Exception:
+            self._forget_state()
+            raise
+
+    def _forget_state(self) -> None:
+        """After a write whose outcome is unknown, PostgreSQL is the truth: reload it."""
+        self._pool = None
+        self._loading = None
+
+    async def hold(self, order_id: str, lease_s: float) -> dict[str, Any]:
+        """Take this pool for one order until ``release`` (or the lease runs out).
+
+        Multi-pool routes hold every pool they touch (in pool-id order, so two
+        orders never wait on each other in a cycle), check the whole route on
+        the states returned here, then swap with ``held=True``: all legs land
+        on unchanged states at one instant, like one Solana transaction.
+        """
+        pool = await self._ensure_loaded()
+        await self._lock.acquire()
+        self._holder = order_id
+        self._held_at = time.time()
+        loop = asyncio.get_running_loop()
+        self._lease = loop.call_later(lease_s, self._release_if, order_id)
+        return {"snapshot": pool.snapshot(), "now": self._held_at}
+
+    async def release(self, order_id: str) -> bool:
+        return self._release_if(order_id)
+
+    def _release_if(self, order_id: str) -> bool:
+        if self._holder != order_id:
+            return False
+        self._holder = None
+        if self._lease is not None:
+            self._lease.cancel()
+            self._lease = None
+        self._lock.release()
+        return True
+
+    async def apply_flow(self, kind: str, token_in: str, amount_in: int) -> dict[str, Any] | None:
+        """A market trade (arbitrage or noise); None when the pool cannot take it."""
+        pool = await self._ensure_loaded()
+        async with self._lock:
+            return await self._apply_flow_locked(pool, kind, token_in, amount_in)
+
+    async def _apply_flow_locked(
+        self, pool: Pool, kind: str, token_in: str, amount_in: int
+    ) -> dict[str, Any] | None:
+        pool = self._pool  # the live object (a failed write may have replaced it)
+        before = pool.snapshot()
+        try:
+            quote = pool.swap_exact_in(token_in, amount_in, 0, time.time())
+        except SimError:
+            return None
+        await self._record(
+            self.pool_id,
+            kind=kind,
+            order_id=None,
+            leg=0,
+            token_in=token_in,
+            amount_in=quote.amount_in,
+            token_out=quote.token_out,
+            amount_out=quote.amount_out,
+            fee=quote.fee,
+            sim_time=time.time(),
+            state_after=pool.snapshot(),
+            details={},
+        )
+        self._export_metrics()
+        return quote.to_dict()
+
+    def _faults_apply(self) -> bool:
+        faults = self._settings.faults
+        return faults.front_run_bps > 0 and self._rng.random() < faults.front_run_probability
+
+    async def _front_run(self, pool: Pool, token_in: str) -> None:
+        faults = self._settings.faults
+        amount = amount_to_move_price(pool, token_in, faults.front_run_bps, time.time())
+        await self._apply_flow_locked(pool, "noise", token_in, amount)
+
+    async def reserves(self) -> dict[str, int]:
+        pool = await self._ensure_loaded()
+        return pool.reserves()
+
+    def _export_metrics(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        metrics.pool_price().set(pool.spot_price(pool.token_x.symbol), tags={"pool": self.pool_id})
+        for token in pool.tokens:
+            held = pool.reserves()[token.symbol] / token.one
+            metrics.pool_reserve().set(held, tags={"pool": self.pool_id, "token": token.symbol})

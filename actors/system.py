@@ -1,0 +1,77 @@
+"""Creates (or finds) the engine's named actors on a running Ray.
+
+Names are what the Ray dashboard shows: ``pool:raydium:SOL-USDC``,
+``router``, ``executor:0``..``executor:9``, ``dispatcher``, ``market``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from actors.dispatcher import DISPATCHER_NAME, Dispatcher
+from actors.executor import OrderExecutor, executor_name
+from actors.market_maker import MARKET_NAME, MarketMaker
+from actors.pool_actor import PoolActor, pool_actor_name
+from actors.router import ROUTER_NAME, OrderRouter
+from engine.config import build_pools, load_market_config
+from engine.settings import EngineSettings
+
+
+@dataclass
+class EngineActors:
+    pools: dict[str, Any]
+    router: Any
+    executors: list[Any]
+    dispatcher: Any
+    market: Any | None
+    pool_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def all(self) -> list[Any]:
+        handles = [*self.pools.values(), self.router, *self.executors, self.dispatcher]
+        return handles + ([self.market] if self.market is not None else [])
+
+
+def start_actors(settings: EngineSettings, *, start_dispatcher: bool = True) -> EngineActors:
+    """Create every actor (or reuse the live ones) and wait until they are ready."""
+    ns = settings.namespace
+    conf = settings.for_actors()
+    market_config = load_market_config(settings.market_config)
+    genesis_pools = build_pools(market_config)
+
+    def named(cls: Any, name: str) -> Any:
+        return cls.options(name=name, namespace=ns, get_if_exists=True)
+
+    pools = {
+        p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(p.pool_id, p.snapshot(), conf)
+        for p in genesis_pools
+    }
+    pool_tokens = {p.pool_id: (p.token_x.symbol, p.token_y.symbol) for p in genesis_pools}
+    ray.get([h.ready.remote() for h in pools.values()])
+    router = named(OrderRouter, ROUTER_NAME).remote(
+        {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, conf
+    )
+    executors = [
+        named(OrderExecutor, executor_name(i)).remote(i, router, pools, conf)
+        for i in range(settings.executors)
+    ]
+    ray.get([e.ready.remote() for e in executors])
+    dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(executors, conf)
+    if start_dispatcher:
+        ray.get(dispatcher.start.remote())
+    market = None
+    if settings.market_enabled:
+        market = named(MarketMaker, MARKET_NAME).remote(pools, conf)
+        ray.get(market.start.remote())
+    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens)
+
+
+def stop_actors(actors: EngineActors) -> None:
+    try:
+        ray.get(actors.dispatcher.stop.remote(), timeout=5)
+    except Exception:  # noqa: BLE001 — it is being killed anyway
+        pass
+    for handle in actors.all():
+        ray.kill(handle, no_restart=True)

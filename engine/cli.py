@@ -1,0 +1,139 @@
+"""``dexengine``: the project's own command.
+
+  dexengine up     start what is missing (PostgreSQL, Redis, Ray with its
+                   dashboard, the actors, the Serve API, the market) and run
+                   until Ctrl-C or SIGTERM
+  dexengine demo   the seed's demo client: 5 orders at once, each followed
+                   on its WebSocket; against a running engine, or starting one
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+from engine.settings import EngineSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dexengine", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the engine and keep it running")
+    up.add_argument("--no-market", action="store_true", help="keep pool prices still")
+    up.add_argument("--zero-latency", action="store_true", help="no simulated delays")
+    demo = sub.add_parser("demo", help="run the seed's demo client")
+    demo.add_argument("--url", default=None, help="engine API (default: start one)")
+    demo.add_argument("--orders", type=int, default=5)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.command == "up":
+        return run_up(args)
+    return run_demo(args)
+
+
+def _settings(args: argparse.Namespace) -> EngineSettings:
+    overrides: dict = {}
+    if getattr(args, "no_market", False):
+        overrides["market_enabled"] = False
+    settings = EngineSettings(**overrides)
+    if getattr(args, "zero_latency", False):
+        from engine.settings import LatencySettings
+
+        settings = settings.model_copy(update={"latency": LatencySettings.zero()})
+    return settings
+
+
+def run_up(args: argparse.Namespace, ready: threading.Event | None = None) -> int:
+    from engine.runtime import init_ray, servers
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    settings = _settings(args)
+    started = time.perf_counter()
+    with servers(settings) as resolved:
+        import ray
+        from ray import serve
+
+        from actors.system import start_actors, stop_actors
+        from serve.deployment import run_serve
+
+        init_ray(resolved)
+        actors = start_actors(resolved)
+        try:
+            run_serve(resolved)
+            base = f"http://{resolved.api_host}:{resolved.api_port}"
+            print(f"\nengine up in {time.perf_counter() - started:.1f}s", flush=True)
+            print(f"  API        {base}   (docs: {base}/docs)")
+            print(f"  WebSocket  ws://{resolved.api_host}:{resolved.api_port}/api/orders/<id>/ws")
+            if resolved.dashboard and not resolved.ray_address:
+                print(f"  dashboard  http://127.0.0.1:{resolved.dashboard_port}")
+            print(f"  PostgreSQL {_redact(resolved.database_url)}")
+            print(f"  Redis      {resolved.redis_url}")
+            print("Ctrl-C stops everything.\n", flush=True)
+            if ready is not None:
+                ready.set()
+            while not stop.wait(0.5):
+                pass
+        finally:
+            print("stopping...", flush=True)
+            try:
+                serve.shutdown()
+            finally:
+                stop_actors(actors)
+                ray.shutdown()
+    return 0
+
+
+def _redact(url: str | None) -> str:
+    if not url or "@" not in url:
+        return str(url)
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from engine.demo import run_demo_client
+
+    if args.url:
+        return asyncio.run(run_demo_client(args.url, args.orders))
+    settings = EngineSettings()
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    if _healthy(url):
+        return asyncio.run(run_demo_client(url, args.orders))
+    print("no engine at", url, "- starting one (dexengine up)...", flush=True)
+    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "up"], env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 240
+        while not _healthy(url):
+            if engine.poll() is not None or time.monotonic() > deadline:
+                print("the engine did not come up", file=sys.stderr)
+                return 1
+            time.sleep(1)
+        return asyncio.run(run_demo_client(url, args.orders))
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        try:
+            engine.wait(60)
+        except subprocess.TimeoutExpired:
+            engine.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Starting an engine on the session's Ray, and the checks every guarantee test ends with."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import ray
+import redis
+
+from actors.system import EngineActors, start_actors, stop_actors
+from engine.settings import EngineSettings, LatencySettings
+from sim.orders import OrderStatus, can_transition
+from sim.pools import restore_pool
+from sim.tokens import TokenRegistry, to_base_units
+from storage.events import EventBus
+from storage.orders import NewOrder, OrderStore
+from storage.queue import OrderQueue
+
+TOKENS = TokenRegistry()
+TABLES = "pool_trades, order_status_history, pool_genesis, orders"
+
+
+def base_settings(database_url: str, redis_url: str, **overrides: Any) -> EngineSettings:
+    values: dict[str, Any] = dict(
+        database_url=database_url,
+        redis_url=redis_url,
+        namespace=f"test-{uuid.uuid4().hex[:8]}",
+        latency=LatencySettings.zero(),
+        market_enabled=False,
+        rate_limit_per_minute=0,
+        sweep_interval_s=1.0,
+        dashboard=False,
+    )
+    values["retry"] = {"max_retries": 3, "base_delay_s": 0.05, "factor": 2.0}
+    values.update(overrides)
+    return EngineSettings(**values)
+
+
+def reset_storage(settings: EngineSettings) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    redis.Redis.from_url(settings.redis_url).flushdb()
+
+
+@contextlib.contextmanager
+def running_engine(settings: EngineSettings) -> Iterator[EngineActors]:
+    reset_storage(settings)
+    actors = start_actors(settings)
+    try:
+        yield actors
+    finally:
+        stop_actors(actors)
+
+
+async def submit(
+    settings: EngineSettings,
+    orders: list[tuple[str, str, str]],
+    slippage_bps: int = 100,
+) -> list[str]:
+    """Accept orders the way the API does: stored, published, then queued."""
+    import redis.asyncio as aioredis
+
+    from storage.db import open_pool
+
+    pool = await open_pool(settings.database_url, min_size=1, max_size=2)
+    client = aioredis.from_url(settings.redis_url)
+    try:
+        store, queue, bus = OrderStore(pool), OrderQueue(client), EventBus(client)
+        ids = []
+        for token_in, token_out, amount in orders:
+            t_in, t_out = TOKENS[token_in], TOKENS[token_out]
+            record, event = await store.create_order(
+                NewOrder(
+                    token_in=t_in.symbol,
+                    token_out=t_out.symbol,
+                    mint_in=t_in.mint,
+                    mint_out=t_out.mint,
+                    amount_in=to_base_units(Decimal(amount), t_in),
+                    amount_in_decimal=amount,
+                    slippage_bps=slippage_bps,
+                ),
+                idempotency_key=None,
+                request_hash=None,
+                client_id="tests",
+            )
+            if event is not None:
+                await bus.publish(event)
+            await queue.enqueue(record.id)
+            ids.append(record.id)
+        return ids
+    finally:
+        await client.aclose()
+        await pool.close()
+
+
+def wait_final(settings: EngineSettings, ids: list[str], timeout_s: float = 120) -> dict[str, str]:
+    """Poll PostgreSQL until every order is final; the statuses by id."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        while True:
+            rows = conn.execute(
+                "SELECT id::text, status FROM orders WHERE id = ANY(%s::uuid[])", (ids,)
+            ).fetchall()
+            statuses = dict(rows)
+            if len(statuses) == len(ids) and all(
+                OrderStatus(s).is_final for s in statuses.values()
+            ):
+                return statuses
+            if time.monotonic() > deadline:
+                stuck = {i: s for i, s in statuses.items() if not OrderStatus(s).is_final}
+                raise AssertionError(f"orders not final after {timeout_s}s: {stuck}")
+            time.sleep(0.1)
+
+
+def failures(settings: EngineSettings, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    """Failed orders: id -> (pair, error code, message), for assertion messages."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT id::text, token_in || '->' || token_out, error_code, error_message FROM orders"
+            " WHERE id = ANY(%s::uuid[]) AND status = 'failed'",
+            (ids,),
+        ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def history(settings: EngineSettings, order_id: str) -> list[dict[str, Any]]:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        cur = conn.execute(
+            "SELECT seq, status, attempt, details, created_at FROM order_status_history"
+            " WHERE order_id = %s ORDER BY seq",
+            (order_id,),
+        )
+        cols = [c.name for c in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+
+def assert_invariants(settings: EngineSettings, actors: EngineActors, ids: list[str]) -> None:
+    """Each order ended once, through legal steps, with at most one fill per leg;
+    each pool holds exactly its genesis plus its recorded flows."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for order_id in ids:
+            rows = history(settings, order_id)
+            seqs = [r["seq"] for r in rows]
+            assert seqs == list(range(1, len(rows) + 1)), f"{order_id}: gaps {seqs}"
+            statuses = [OrderStatus(r["status"]) for r in rows]
+            assert statuses[0] == OrderStatus.PENDING
+            for a, b in zip(statuses, statuses[1:]):
+                assert can_transition(a, b), f"{order_id}: illegal {a} -> {b}"
+            assert statuses[-1].is_final and sum(s.is_final for s in statuses) == 1
+            stamps = [r["created_at"] for r in rows]
+            assert stamps == sorted(stamps)
+        doubles = conn.execute(
+            "SELECT order_id, leg, count(*) FROM pool_trades WHERE order_id IS NOT NULL"
+            " GROUP BY order_id, leg HAVING count(*) > 1"
+        ).fetchall()
+        assert doubles == []
+        confirmed_without_fill = conn.execute(
+            "SELECT o.id FROM orders o WHERE o.status = 'confirmed' AND NOT EXISTS"
+            " (SELECT 1 FROM pool_trades t WHERE t.order_id = o.id)"
+        ).fetchall()
+        assert confirmed_without_fill == []
+        failed_with_fill = conn.execute(
+            "SELECT o.id FROM orders o JOIN pool_trades t ON t.order_id = o.id"
+            " WHERE o.status = 'failed' AND o.error_code <> 'PARTIAL_FILL'"
+        ).fetchall()
+        assert failed_with_fill == []
+        for pool_id, handle in actors.pools.items():
+            (genesis,) = conn.execute(
+                "SELECT snapshot FROM pool_genesis WHERE pool_id = %s", (pool_id,)
+            ).fetchone()
+            expected = dict(restore_pool(genesis).reserves())
+            flows: dict[str, int] = defaultdict(int)
+            for token_in, amount_in, token_out, amount_out in conn.execute(
+                "SELECT token_in, amount_in, token_out, amount_out FROM pool_trades WHERE pool_id = %s",
+                (pool_id,),
+            ).fetchall():
+                flows[token_in] += int(amount_in)
+                flows[token_out] -= int(amount_out)
+            for token, delta in flows.items():
+                expected[token] += delta
+            actual = ray.get(handle.reserves.remote())
+            (last,) = conn.execute(
+                "SELECT coalesce((SELECT state_after FROM pool_trades WHERE pool_id = %s"
+                " ORDER BY seq DESC LIMIT 1), %s)",
+                (pool_id, psycopg.types.json.Jsonb(genesis)),
+            ).fetchone()
+            recorded = restore_pool(last).reserves()
+            assert actual == expected == recorded, (pool_id, actual, expected, recorded)
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    points = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = best = 0
+    for _, step in points:
+        running += step
+        best = max(best, running)
+    return best
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
