@@ -25,7 +25,7 @@ CONSUMER = "dispatcher-0"
 log = logging.getLogger(__name__)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class Dispatcher:
     def __init__(self, executors: list[Any], settings: dict[str, Any]) -> None:
         self._settings = EngineSettings.from_actor_dict(settings)

@@ -22,7 +22,7 @@ from sim.routing import QuoteFailure, all_quotes, find_best_route
 ROUTER_NAME = "router"
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class OrderRouter:
     def __init__(self, pools: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
         """``pools``: pool id -> {"tokens": [sym, sym], "handle": PoolActor handle}."""

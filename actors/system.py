@@ -68,10 +68,16 @@ def start_actors(settings: EngineSettings, *, start_dispatcher: bool = True) -> 
     return EngineActors(pools, router, executors, dispatcher, market, pool_tokens)
 
 
-def stop_actors(actors: EngineActors) -> None:
+def stop_actors(actors: EngineActors, *, grace_s: float = 5.0) -> None:
+    """Stop the dispatcher first (no new work), then let every actor exit cleanly."""
     try:
-        ray.get(actors.dispatcher.stop.remote(), timeout=5)
+        ray.get(actors.dispatcher.stop.remote(), timeout=grace_s)
     except Exception:  # noqa: BLE001 — it is being killed anyway
         pass
+    exits = [h.__ray_terminate__.remote() for h in actors.all()]
+    ray.wait(exits, num_returns=len(exits), timeout=grace_s)
     for handle in actors.all():
-        ray.kill(handle, no_restart=True)
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception:  # noqa: BLE001 — already gone
+            pass

@@ -1,0 +1,109 @@
+"""The API on the live engine: ``RayGateway`` and real actors on a local Ray.
+
+The app runs on uvicorn in the test's event loop (as in test_api.py) with
+the production factory, ``ServicesFromSettings(settings)``, so orders are
+routed and filled by the engine's executors and the WebSocket streams what
+they commit. Serve's own proxy is exercised by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import websockets
+
+from engine.settings import EngineSettings
+from serve.errors import EngineUnavailable
+from serve.gateway import RayGateway
+from serve.services import ServicesFromSettings
+from tests.integration.engine_harness import base_settings, running_engine
+from tests.integration.test_api import FAST, live_server, receive_all
+
+pytestmark = pytest.mark.integration
+
+DEMO = [
+    {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5", "slippageBps": 100},
+    {"type": "market", "tokenIn": "USDC", "tokenOut": "SOL", "amountIn": "250", "slippageBps": 50},
+    {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 20, "slippage": 0.01},
+    {"type": "market", "tokenIn": "BONK", "tokenOut": "USDC", "amountIn": "5000000", "slippageBps": 150},
+    {"type": "market", "tokenIn": "JUP", "tokenOut": "USDC", "amountIn": "300", "slippageBps": 100},
+]
+LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str, redis_url: str, ray_session: None) -> Iterator[EngineSettings]:
+    settings = base_settings(database_url, redis_url)
+    with running_engine(settings):
+        yield settings
+
+
+@pytest.fixture
+async def server(engine: EngineSettings) -> AsyncIterator[str]:
+    services = await ServicesFromSettings(engine, options=FAST)()
+    try:
+        async with live_server(services) as host:
+            yield host
+    finally:
+        await services.aclose()
+
+
+async def follow(host: str, order: dict) -> tuple[str, list[dict], int | None]:
+    async with httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as http:
+        reply = await http.post("/api/orders/execute", json=order)
+    assert reply.status_code == 202, reply.text
+    async with websockets.connect(reply.json()["wsUrl"]) as ws:
+        events = await receive_all(ws, timeout=60)
+    return reply.json()["orderId"], events, ws.close_code
+
+
+async def test_five_concurrent_orders_are_routed_filled_and_streamed(server: str) -> None:
+    results = await asyncio.gather(*(follow(server, order) for order in DEMO))
+    async with httpx.AsyncClient(base_url=f"http://{server}") as http:
+        for order_id, events, close_code in results:
+            assert close_code == 1000
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            assert [e["status"] for e in events] == LIFECYCLE
+            assert all(e["orderId"] == order_id and e["type"] == "status" for e in events)
+            routing, building, submitted, confirmed = (e["details"] for e in events[1:])
+            assert routing["chosen"]["dex"] and routing["reason"]
+            assert routing["quotes"] or routing["chosen"]["kind"] == "two_hop"  # no direct pool: no direct quote
+            assert building["minOut"] and building["expectedOut"]
+            assert submitted["txSignature"] == confirmed["txSignature"]
+            order = (await http.get(f"/api/orders/{order_id}")).json()
+            assert order["status"] == "confirmed" and order["amountOut"] == confirmed["amountOut"]
+            assert order["txSignature"] == confirmed["txSignature"]
+        metrics = (await http.get("/api/queue/metrics")).json()
+    assert metrics["engineAvailable"] is True
+    assert metrics["completed"] >= 5 and metrics["concurrency"] == 10 and metrics["running"] == 0
+
+
+async def test_the_upgrade_streams_a_real_fill(server: str) -> None:
+    async with websockets.connect(f"ws://{server}/api/orders/execute") as ws:
+        await ws.send(json.dumps({"tokenIn": "USDC", "tokenOut": "USDT", "amount": "1000", "slippage": 0.005}))
+        messages = await receive_all(ws, timeout=60)
+    assert messages[0]["type"] == "accepted"
+    assert [m["status"] for m in messages[1:]] == LIFECYCLE
+    assert ws.close_code == 1000
+
+
+async def test_pools_quote_and_health_come_from_the_actors(server: str) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{server}") as http:
+        health = await http.get("/health")
+        assert health.status_code == 200 and health.json()["checks"]["ray"]["ok"] is True
+        pools = (await http.get("/api/pools")).json()["pools"]
+        assert {p["poolId"] for p in pools} >= {"raydium:SOL-USDC", "meteora:SOL-USDC"}
+        quote = (await http.get("/api/quote", params={"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2"})).json()
+        assert {q["dex"] for q in quote["quotes"]} == {"raydium", "meteora"}
+        assert quote["route"]["amountOut"] == max((q["amountOut"] for q in quote["quotes"]), key=float)
+
+
+async def test_an_engine_that_is_not_there_is_unavailable(engine: EngineSettings) -> None:
+    gateway = RayGateway("no-such-namespace", timeout_s=1.0)
+    assert (await gateway.health())["ok"] is False
+    with pytest.raises(EngineUnavailable):
+        await gateway.dispatcher_stats()
