@@ -189,7 +189,7 @@ class OrderExecutor:
                 "dex": winner["dex"],
                 "amountOut": str(route["amount_out"]),
             },
-            "reason": _why(route, decision["quotes"]),
+            "reason": decision.get("reason"),
             "startedAt": started_at,
         }
         await self._transition(
@@ -430,16 +430,3 @@ def _route_summary(route: dict) -> dict:
             for leg in route["legs"]
         ],
     }
-
-
-def _why(route: dict, quotes: list[dict]) -> str:
-    ranked = sorted(
-        (q for q in quotes if "amountOut" in q), key=lambda q: int(q["amountOut"]), reverse=True
-    )
-    if route["kind"] != "single":
-        return f"{route['kind']} route pays {route['amount_out']}, more than any single pool"
-    if len(ranked) < 2:
-        return "only venue that could fill"
-    best, second = int(ranked[0]["amountOut"]), int(ranked[1]["amountOut"])
-    edge = (best - second) * 10_000 / second if second else float("inf")
-    return f"best output; {edge:.1f} bps more than {ranked[1]['dex']}"

@@ -277,13 +277,10 @@ class PoolActor:
         """A market trade (arbitrage or noise); None when the pool cannot take it."""
         pool = await self._ensure_loaded()
         async with self._lock:
-            return await self._apply_flow_locked(pool, kind, token_in, amount_in)
+            return await self._apply_flow_locked(kind, token_in, amount_in)
 
-    async def _apply_flow_locked(
-        self, pool: Pool, kind: str, token_in: str, amount_in: int
-    ) -> dict[str, Any] | None:
+    async def _apply_flow_locked(self, kind: str, token_in: str, amount_in: int) -> dict[str, Any] | None:
         pool = self._pool  # the live object (a failed write may have replaced it)
-        before = pool.snapshot()
         try:
             quote = pool.swap_exact_in(token_in, amount_in, 0, time.time())
         except SimError:
@@ -312,7 +309,7 @@ class PoolActor:
     async def _front_run(self, pool: Pool, token_in: str) -> None:
         faults = self._settings.faults
         amount = amount_to_move_price(pool, token_in, faults.front_run_bps, time.time())
-        await self._apply_flow_locked(pool, "noise", token_in, amount)
+        await self._apply_flow_locked("noise", token_in, amount)
 
     async def reserves(self) -> dict[str, int]:
         pool = await self._ensure_loaded()

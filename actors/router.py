@@ -16,8 +16,7 @@ import ray
 
 from engine.settings import EngineSettings
 from sim.pools import restore_pool
-from sim.pools.base import SimError, SwapQuote
-from sim.routing import QuoteFailure, all_quotes, find_best_route
+from sim.decision import RoutingPolicy, decide_route
 
 ROUTER_NAME = "router"
 
@@ -28,6 +27,10 @@ class OrderRouter:
         """``pools``: pool id -> {"tokens": [sym, sym], "handle": PoolActor handle}."""
         self._settings = EngineSettings.from_actor_dict(settings)
         self._pools = pools
+        r = self._settings.routing
+        self._policy = RoutingPolicy(
+            r.allow_split, r.allow_two_hop, tuple(r.intermediates), r.max_price_impact_bps
+        )
 
     def candidates(self, token_in: str, token_out: str) -> list[str]:
         """Pools that can take part in a route from token_in to token_out."""
@@ -62,56 +65,7 @@ class OrderRouter:
         seen = await asyncio.gather(*(self._observe(pid) for pid in pool_ids))
         skipped = [s for s in seen if "error" in s]
         pools = [restore_pool(s["snapshot"]) for s in seen if "error" not in s]
-        now = time.time()
-        quotes = [_quote_json(q) for q in all_quotes(pools, token_in, token_out, amount_in, now)]
-        routing = self._settings.routing
-        try:
-            route = find_best_route(
-                pools,
-                token_in,
-                token_out,
-                amount_in,
-                now,
-                allow_split=routing.allow_split,
-                allow_two_hop=routing.allow_two_hop,
-                intermediates=routing.intermediates,
-            )
-        except SimError as exc:
-            # Every venue unreachable is worth a retry; a real "no" is not.
-            transient = bool(skipped) and not pools
-            code = "POOLS_UNAVAILABLE" if transient else exc.code
-            error = {"code": code, "message": str(exc), "transient": transient}
-            return {"route": None, "error": error, "quotes": quotes, "skipped": skipped}
-        if route.price_impact_bps > routing.max_price_impact_bps:
-            error = {
-                "code": "INSUFFICIENT_LIQUIDITY",
-                "message": (
-                    f"not enough liquidity: the best route would move the price"
-                    f" {route.price_impact_bps / 100:.1f}% (limit"
-                    f" {routing.max_price_impact_bps / 100:.1f}%)"
-                ),
-                "transient": False,
-            }
-            return {"route": None, "error": error, "quotes": quotes, "skipped": skipped}
-        return {"route": route.to_dict(), "error": None, "quotes": quotes, "skipped": skipped}
+        return decide_route(pools, token_in, token_out, amount_in, time.time(), self._policy, skipped)
 
     async def pool_ids(self) -> list[str]:
         return list(self._pools)
-
-
-def _quote_json(item: SwapQuote | QuoteFailure) -> dict[str, Any]:
-    if isinstance(item, QuoteFailure):
-        return {"poolId": item.pool_id, "dex": item.dex, "error": item.code, "message": item.message}
-    if isinstance(item, SwapQuote):
-        q = item.to_dict()
-        return {
-            "poolId": q["pool_id"],
-            "dex": q["dex"],
-            "amountIn": str(q["amount_in"]),
-            "amountOut": str(q["amount_out"]),
-            "fee": str(q["fee"]),
-            "feeBps": round(q["fee"] * 10_000 / q["amount_in"], 3) if q["amount_in"] else 0,
-            "priceImpactBps": round(q["price_impact_bps"], 3),
-            "executionPrice": q["execution_price"],
-        }
-    return dict(item)

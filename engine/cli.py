@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--orders", type=int, default=5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "up":
         return run_up(args)
     return run_demo(args)
@@ -78,7 +79,7 @@ def run_up(args: argparse.Namespace, ready: threading.Event | None = None) -> in
             if resolved.dashboard and not resolved.ray_address:
                 print(f"  dashboard  http://127.0.0.1:{resolved.dashboard_port}")
             print(f"  PostgreSQL {_redact(resolved.database_url)}")
-            print(f"  Redis      {resolved.redis_url}")
+            print(f"  Redis      {_redact(resolved.redis_url)}")
             print("Ctrl-C stops everything.\n", flush=True)
             if ready is not None:
                 ready.set()
@@ -95,10 +96,11 @@ def run_up(args: argparse.Namespace, ready: threading.Event | None = None) -> in
 
 
 def _redact(url: str | None) -> str:
+    """The URL without its password."""
     if not url or "@" not in url:
         return str(url)
     scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -121,7 +123,7 @@ def run_demo(args: argparse.Namespace) -> int:
             time.sleep(1)
         return asyncio.run(run_demo_client(url, args.orders))
     finally:
-        engine.send_signal(signal.SIGTERM)
+        engine.send_signal(signal.SIGINT)  # as Ctrl-C would
         try:
             engine.wait(60)
         except subprocess.TimeoutExpired:

@@ -254,6 +254,8 @@ def quote_view(quote: dict[str, Any], t_in: Token, t_out: Token) -> QuoteView:
         {
             "poolId": quote["poolId"],
             "dex": quote["dex"],
+            "kind": quote.get("kind", "single"),
+            "via": quote.get("via"),
             "amountIn": human(quote.get("amountIn"), t_in),
             "amountOut": human(quote.get("amountOut"), t_out),
             "fee": human(quote.get("fee"), t_in),
@@ -787,7 +789,7 @@ def create_app(
             quotes=quotes,
             skipped=skipped,
             best_dex=best_dex,
-            reason=_why(decision["route"], decision.get("quotes") or []),
+            reason=decision.get("reason") or "",
         )
 
     # ------------------------------------------------------------------ operations
@@ -913,17 +915,3 @@ async def _probe_engine(engine: Any, timeout: float) -> dict[str, Any]:
     if not ok:
         out = {"ok": False, "error": str(result.get("error", "unhealthy"))[:300]}
     return out
-
-
-def _why(route: dict[str, Any], quotes: list[dict[str, Any]]) -> str:
-    """Why this route: how much more it pays than the runner-up."""
-    ranked = sorted((q for q in quotes if "amountOut" in q), key=lambda q: int(q["amountOut"]), reverse=True)
-    if route.get("kind") != "single":
-        return f"a {route.get('kind')} route pays more than any single pool"
-    if len(ranked) < 2:
-        return "the only venue that can fill this order"
-    best, second = int(ranked[0]["amountOut"]), int(ranked[1]["amountOut"])
-    if second <= 0:
-        return f"best output; {ranked[1]['dex']} pays nothing"
-    edge = (best - second) * 10_000 / second
-    return f"best output: {edge:.1f} bps more than {ranked[1]['dex']} ({ranked[1]['poolId']})"

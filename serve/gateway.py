@@ -177,37 +177,13 @@ class LocalGateway:
         )
 
     async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
-        from sim.pools.base import SimError
-        from sim.routing import all_quotes, find_best_route
+        from sim.decision import RoutingPolicy, decide_route
 
+        policy = RoutingPolicy(
+            self.allow_split, self.allow_two_hop, self.intermediates, self.max_price_impact_bps
+        )
         pools = list(self.pools.values())
-        now = time.time()
-        quotes = [quote_json(q) for q in all_quotes(pools, token_in, token_out, amount_in, now)]
-        try:
-            route = find_best_route(
-                pools,
-                token_in,
-                token_out,
-                amount_in,
-                now,
-                allow_split=self.allow_split,
-                allow_two_hop=self.allow_two_hop,
-                intermediates=self.intermediates,
-            )
-        except SimError as exc:
-            error = {"code": exc.code, "message": str(exc), "transient": exc.transient}
-            return {"route": None, "error": error, "quotes": quotes, "skipped": []}
-        if route.price_impact_bps > self.max_price_impact_bps:  # as the router actor refuses it
-            error = {
-                "code": "INSUFFICIENT_LIQUIDITY",
-                "message": (
-                    f"not enough liquidity: the best route would move the price"
-                    f" {route.price_impact_bps / 100:.1f}% (limit {self.max_price_impact_bps / 100:.1f}%)"
-                ),
-                "transient": False,
-            }
-            return {"route": None, "error": error, "quotes": quotes, "skipped": []}
-        return {"route": route.to_dict(), "error": None, "quotes": quotes, "skipped": []}
+        return decide_route(pools, token_in, token_out, amount_in, time.time(), policy)
 
     async def pool_summaries(self) -> list[dict[str, Any]]:
         return [pool_summary(pool) for pool in self.pools.values()]
@@ -248,20 +224,3 @@ def pool_summary(pool: Any) -> dict[str, Any]:
         summary["activeBin"] = getattr(pool, "active_id", None)
         summary["bins"] = len(bins())
     return summary
-
-
-def quote_json(item: Any) -> dict[str, Any]:
-    """One venue's quote (or why it has none), in the router's shape (base units)."""
-    q = item.to_dict()
-    if "code" in q:  # a QuoteFailure
-        return {"poolId": q["pool_id"], "dex": q["dex"], "error": q["code"], "message": q["message"]}
-    return {
-        "poolId": q["pool_id"],
-        "dex": q["dex"],
-        "amountIn": str(q["amount_in"]),
-        "amountOut": str(q["amount_out"]),
-        "fee": str(q["fee"]),
-        "feeBps": round(q["fee"] * 10_000 / q["amount_in"], 3) if q["amount_in"] else 0,
-        "priceImpactBps": round(q["price_impact_bps"], 3),
-        "executionPrice": q["execution_price"],
-    }

@@ -518,8 +518,10 @@ class PoolsResponse(CamelModel):
 
 
 class QuoteView(CamelModel):
-    pool_id: str
+    pool_id: str = Field(description="The pool, or 'pool > pool' for a two-hop path.")
     dex: str
+    kind: str = Field("single", description="'single' (one pool) or 'two_hop' (through `via`).")
+    via: str | None = None
     amount_in: str | None = None
     amount_out: str | None = None
     fee: str | None = None

@@ -177,3 +177,11 @@ async def test_reads_pools_quotes_metrics_and_health(api: str):
     assert health.status_code == 200
     assert docs.status_code == 200
     assert unknown.status_code == 404 and unknown.json()["error"]["code"]
+
+
+async def test_the_demo_client_follows_its_orders_to_the_end(api: str, capsys):
+    from engine.demo import run_demo_client
+
+    assert await run_demo_client(api, 5) == 0
+    out = capsys.readouterr().out
+    assert "summary" in out and out.count("routing") >= 5

@@ -1,0 +1,137 @@
+"""The routing decision the engine shows its clients: pure, on pool states.
+
+``decide_route`` is what the OrderRouter actor runs on the pools it heard
+from (and what an in-process gateway runs on its own pools): the best route
+under the routing policy, every venue's quote, the two-hop candidates, and,
+when nothing can fill, a typed error as data. Shapes are plain JSON-ready
+dicts with the API's camelCase keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sim.pools.base import Pool, SimError, SwapQuote
+from sim.routing import NoRoute, QuoteFailure, Route, all_quotes, best_single, find_best_route
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    allow_split: bool = False
+    allow_two_hop: bool = True
+    intermediates: tuple[str, ...] = ("SOL", "USDC")
+    # A route that would move a pool's price more than this is refused: the
+    # order is larger than the liquidity there is for it.
+    max_price_impact_bps: float = 2500.0
+
+
+def quote_json(item: SwapQuote | QuoteFailure) -> dict[str, Any]:
+    if isinstance(item, QuoteFailure):
+        return {"poolId": item.pool_id, "dex": item.dex, "error": item.code, "message": item.message}
+    return {
+        "poolId": item.pool_id,
+        "dex": item.dex,
+        "kind": "single",
+        "amountIn": str(item.amount_in),
+        "amountOut": str(item.amount_out),
+        "fee": str(item.fee),
+        "feeBps": round(item.fee * 10_000 / item.amount_in, 3) if item.amount_in else 0.0,
+        "priceImpactBps": round(item.price_impact_bps, 3),
+        "executionPrice": item.execution_price,
+    }
+
+
+def _two_hop_candidates(
+    pools: Sequence[Pool], token_in: str, token_out: str, amount_in: int, now: float, vias: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Each intermediate's best two-hop path, quoted exactly, as one entry each."""
+    out = []
+    for mid in vias:
+        if mid in (token_in, token_out):
+            continue
+        try:
+            first = best_single(pools, token_in, mid, amount_in, now)
+            second = best_single(pools, mid, token_out, first.amount_out, now)
+        except SimError:
+            continue
+        legs = (first.legs[0], second.legs[0])
+        out.append(
+            {
+                "poolId": " > ".join(leg.pool_id for leg in legs),
+                "dex": " > ".join(leg.dex for leg in legs),
+                "kind": "two_hop",
+                "via": mid,
+                "amountIn": str(amount_in),
+                "amountOut": str(second.amount_out),
+                "priceImpactBps": round(
+                    max(legs[0].price_impact_bps, legs[1].price_impact_bps), 3
+                ),
+            }
+        )
+    return out
+
+
+def why(route: Route, quotes: list[dict[str, Any]]) -> str:
+    """One line on why this route won, for the client."""
+    others = sorted(
+        (q for q in quotes if "amountOut" in q and q["poolId"] != " > ".join(route.pool_ids)),
+        key=lambda q: int(q["amountOut"]),
+        reverse=True,
+    )
+    others = [q for q in others if not (route.kind == "single" and q["poolId"] == route.legs[0].pool_id)]
+    if not others:
+        return "only venue that could fill"
+    runner_up = others[0]
+    second = int(runner_up["amountOut"])
+    edge = (route.amount_out - second) * 10_000 / second if second else float("inf")
+    what = "best output" if route.kind == "single" else f"{route.kind.replace('_', '-')} route pays most"
+    return f"{what}; {edge:.1f} bps more than {runner_up['dex']}"
+
+
+def decide_route(
+    pools: Sequence[Pool],
+    token_in: str,
+    token_out: str,
+    amount_in: int,
+    now: float,
+    policy: RoutingPolicy,
+    skipped: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """``{"route", "error", "quotes", "skipped", "reason"}``; route None when nothing fills."""
+    quotes = [quote_json(q) for q in all_quotes(pools, token_in, token_out, amount_in, now)]
+    if policy.allow_two_hop:
+        quotes += _two_hop_candidates(pools, token_in, token_out, amount_in, now, policy.intermediates)
+    result: dict[str, Any] = {"route": None, "error": None, "quotes": quotes, "skipped": list(skipped)}
+    try:
+        route = find_best_route(
+            pools,
+            token_in,
+            token_out,
+            amount_in,
+            now,
+            allow_split=policy.allow_split,
+            allow_two_hop=policy.allow_two_hop,
+            intermediates=policy.intermediates,
+        )
+    except SimError as exc:
+        # Every venue unreachable is worth a retry; a real "no" is not.
+        unreachable = bool(skipped) and not pools
+        code = "POOLS_UNAVAILABLE" if unreachable else exc.code
+        message = "no pool answered in time" if unreachable and isinstance(exc, NoRoute) else str(exc)
+        result["error"] = {"code": code, "message": message, "transient": unreachable}
+        return result
+    if route.price_impact_bps > policy.max_price_impact_bps:
+        result["error"] = {
+            "code": "INSUFFICIENT_LIQUIDITY",
+            "message": (
+                f"not enough liquidity: the best route would move the price"
+                f" {route.price_impact_bps / 100:.1f}% (limit {policy.max_price_impact_bps / 100:.1f}%)"
+            ),
+            "transient": False,
+        }
+        return result
+    result["route"] = route.to_dict()
+    result["reason"] = why(route, quotes)
+    return result
