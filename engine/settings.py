@@ -105,6 +105,7 @@ class EngineSettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
     dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(8265, ge=1, le=65535)
     num_cpus: int = Field(2, ge=1)
     object_store_mb: int = Field(384, ge=80)
