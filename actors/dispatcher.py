@@ -87,6 +87,7 @@ class Dispatcher:
     async def _loop(self) -> None:
         await self._recover()
         sweeper = asyncio.ensure_future(self._sweep_forever())
+        promoter = asyncio.ensure_future(self._promote_forever())
         try:
             while not self._stopping:
                 try:
@@ -98,11 +99,11 @@ class Dispatcher:
                     await asyncio.sleep(0.5)
         finally:
             sweeper.cancel()
+            promoter.cancel()
 
     async def _dispatch_once(self) -> None:
         executor = await self._idle.get()
         try:
-            await self._queue.promote_due(time.time())
             messages = await self._queue.read(CONSUMER, count=1, block_ms=200)
         except BaseException:
             self._idle.put_nowait(executor)
@@ -166,6 +167,15 @@ class Dispatcher:
             await self._queue.enqueue(order_id)
             await self._queue.ack(msg_id)
         await self.sweep(older_than_s=0.0)
+
+    async def _promote_forever(self, every_s: float = 0.02) -> None:
+        """Move retries whose backoff is over into the stream (off the hot path)."""
+        while not self._stopping:
+            try:
+                await self._queue.promote_due(time.time())
+            except Exception:  # noqa: BLE001 — Redis blip: next round
+                log.exception("promoting due retries failed")
+            await asyncio.sleep(every_s)
 
     async def _sweep_forever(self) -> None:
         while not self._stopping:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from typing import Any
 
 import ray
@@ -73,6 +74,10 @@ class PoolActor:
         self._pool: Pool | None = None
         self._db = None
         self._trades = None
+        # Bumped on every state change; observers cache by it. The incarnation
+        # prefix keeps a restarted actor's versions distinct from its past.
+        self._incarnation = uuid.uuid4().hex[:8]
+        self._version = 0
         self._holder: str | None = None  # order holding this pool for an atomic route
         self._held_at = 0.0
         self._lease: asyncio.TimerHandle | None = None
@@ -95,20 +100,26 @@ class PoolActor:
         genesis = await self._trades.ensure_genesis(self.pool_id, self._genesis)
         state = await self._trades.latest_state(self.pool_id)
         self._pool = restore_pool(state or genesis)
-        self._export_metrics()
+        self._changed()
 
     async def ready(self) -> str:
         await self._ensure_loaded()
         return self.pool_id
 
-    async def observe(self) -> dict[str, Any]:
-        """The pool's state as a quoting client sees it, after the quote latency."""
+    async def observe(self, known_version: str | None = None) -> dict[str, Any]:
+        """The pool's state as a quoting client sees it, after the quote latency.
+
+        A client that already holds ``known_version`` gets no snapshot back
+        (``snapshot`` None): the state has not moved since.
+        """
         latency = self._settings.latency
         delay = latency.quote_s + self._rng.uniform(0, latency.quote_jitter_s)
         if delay > 0:
             await asyncio.sleep(delay)
         pool = await self._ensure_loaded()
-        return {"pool_id": self.pool_id, "snapshot": pool.snapshot(), "now": time.time()}
+        version = f"{self._incarnation}:{self._version}"
+        snapshot = None if known_version == version else pool.snapshot()
+        return {"pool_id": self.pool_id, "version": version, "snapshot": snapshot, "now": time.time()}
 
     async def snapshot(self) -> dict[str, Any]:
         pool = await self._ensure_loaded()
@@ -215,8 +226,9 @@ class PoolActor:
         if record.existing:
             # Filled elsewhere first (another pool won the unique key): undo ours.
             self._pool = restore_pool(before)
+            self._changed()
             return fill_from_trade(record, existing=True)
-        self._export_metrics()
+        self._changed()
         return fill_from_trade(record, existing=False)
 
     async def _record(self, pool_id: str, **trade: Any) -> Any:
@@ -299,7 +311,7 @@ class PoolActor:
             state_after=pool.snapshot(),
             details={},
         )
-        self._export_metrics()
+        self._changed()
         return quote.to_dict()
 
     def _faults_apply(self) -> bool:
@@ -314,6 +326,11 @@ class PoolActor:
     async def reserves(self) -> dict[str, int]:
         pool = await self._ensure_loaded()
         return pool.reserves()
+
+    def _changed(self) -> None:
+        """The state moved: a new version for observers' caches, fresh metrics."""
+        self._version += 1
+        self._export_metrics()
 
     def _export_metrics(self) -> None:
         pool = self._pool

@@ -27,6 +27,7 @@ class OrderRouter:
         """``pools``: pool id -> {"tokens": [sym, sym], "handle": PoolActor handle}."""
         self._settings = EngineSettings.from_actor_dict(settings)
         self._pools = pools
+        self._cache: dict[str, tuple[str, Any]] = {}  # pool id -> (version, restored pool)
         r = self._settings.routing
         self._policy = RoutingPolicy(
             r.allow_split, r.allow_two_hop, tuple(r.intermediates), r.max_price_impact_bps
@@ -47,12 +48,17 @@ class OrderRouter:
         timeout = self._settings.routing.pool_timeout_s
         started = time.perf_counter()
         try:
-            seen = await asyncio.wait_for(handle.observe.remote(), timeout)
+            cached = self._cache.get(pool_id)
+            known = cached[0] if cached else None
+            seen = await asyncio.wait_for(handle.observe.remote(known), timeout)
         except asyncio.TimeoutError:
             return {"poolId": pool_id, "error": "POOL_TIMEOUT", "message": f"no answer in {timeout}s"}
         except ray.exceptions.RayActorError as exc:
             return {"poolId": pool_id, "error": "POOL_UNAVAILABLE", "message": str(exc)[:200]}
         seen["latency_ms"] = (time.perf_counter() - started) * 1000
+        if seen["snapshot"] is not None:  # the pool moved since we last saw it
+            self._cache[pool_id] = (seen["version"], restore_pool(seen["snapshot"]))
+        seen["pool"] = self._cache[pool_id][1]
         return seen
 
     async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
@@ -64,7 +70,8 @@ class OrderRouter:
         pool_ids = self.candidates(token_in, token_out)
         seen = await asyncio.gather(*(self._observe(pid) for pid in pool_ids))
         skipped = [s for s in seen if "error" in s]
-        pools = [restore_pool(s["snapshot"]) for s in seen if "error" not in s]
+        # Routing quotes without mutating, so the cached copies stay exact.
+        pools = [s["pool"] for s in seen if "error" not in s]
         return decide_route(pools, token_in, token_out, amount_in, time.time(), self._policy, skipped)
 
     async def pool_ids(self) -> list[str]:

@@ -97,10 +97,23 @@ async def bench(settings, orders: int) -> dict[str, float]:
         await queue.enqueue(record.id)
         return record.id, started
 
-    async def one(i: int) -> float:
+    solo_ids: list[str] = []
+
+    async def one(i: int, keep: list[str] | None = None) -> float:
         order_id, started = await accept(i)
         done, _status = await asyncio.wait_for(feed.expect(order_id), 60)
+        if keep is not None:
+            keep.append(order_id)
         return done - started
+
+    async def stages(ids: list[str]) -> dict[str, float]:
+        """Median time to reach each status from the one before (PG commit times)."""
+        gaps: dict[str, list[float]] = {}
+        for order_id in ids:
+            events = await store.history(order_id)
+            for a, b in zip(events, events[1:]):
+                gaps.setdefault(f"{a.status}->{b.status}", []).append((b.timestamp - a.timestamp).total_seconds())
+        return {k: statistics.median(v) * 1000 for k, v in gaps.items()}
 
     try:
         for i in range(20):  # warm-up: connections, imports, JIT-free but cache-warm
@@ -113,7 +126,8 @@ async def bench(settings, orders: int) -> dict[str, float]:
         confirmed = sum(status == "confirmed" for _, status in results)
         throughput = orders / (t_end - t0)
         # 2. overhead, one at a time
-        solo = [await one(i) for i in range(max(50, orders // 4))]
+        solo = [await one(i, solo_ids) for i in range(max(50, orders // 4))]
+        solo_stages = await stages(solo_ids)
         # 3. ten clients in closed loop
         async def client(k: int, n: int) -> list[float]:
             return [await one(k * 1000 + j) for j in range(n)]
@@ -134,6 +148,7 @@ async def bench(settings, orders: int) -> dict[str, float]:
         "busy_p99_ms": percentile(busy, 0.99) * 1000,
         "busy_throughput": len(busy) / sum(busy) * 10,
         "solo_mean_ms": statistics.fmean(solo) * 1000,
+        "stages": solo_stages,
     }
 
 
@@ -175,6 +190,8 @@ def main() -> None:
     print(f"  saturation: {figures['orders']} orders queued at once -> {figures['throughput']:.1f} orders/s "
           f"({figures['confirmed']} confirmed)")
     print(f"  overhead, one order at a time: p50 {figures['solo_p50_ms']:.1f} ms, p99 {figures['solo_p99_ms']:.1f} ms")
+    print("  where one order's time goes (median ms between commits): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in figures["stages"].items()))
     print(f"  10 clients in closed loop: p50 {figures['busy_p50_ms']:.1f} ms, p99 {figures['busy_p99_ms']:.1f} ms, "
           f"~{figures['busy_throughput']:.1f} orders/s")
 
