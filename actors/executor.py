@@ -66,6 +66,7 @@ class OrderExecutor:
         self._connect_lock = asyncio.Lock()
         self._seq: dict[str, int] = {}  # order id -> last seq this run saw (CAS guard)
         self._status: dict[str, OrderStatus] = {}  # order id -> its status as this run left it
+        self._since: dict[str, Any] = {}  # order id -> when its last status was committed
 
     async def _connect(self) -> None:
         async with self._connect_lock:
@@ -117,6 +118,7 @@ class OrderExecutor:
         attempt = order.attempts + 1 if fresh else max(order.attempts, 1)
         self._seq[order.id] = order.seq
         self._status[order.id] = status
+        self._since[order.id] = order.updated_at
         try:
             route = order.route
             if status == OrderStatus.PENDING:
@@ -143,6 +145,7 @@ class OrderExecutor:
         finally:
             self._seq.pop(order.id, None)
             self._status.pop(order.id, None)
+            self._since.pop(order.id, None)
             metrics.running_executors().set(0, tags={"executor": str(self.index)})
 
     async def _transition(self, order: Any, to: OrderStatus, attempt: int, details: dict, **fields):
@@ -155,7 +158,11 @@ class OrderExecutor:
             expected_seq=self._seq[order.id],
         )
         self._seq[order.id] = event.seq
-        self._status[order.id] = to
+        previous, self._status[order.id] = self._status[order.id], to
+        since, self._since[order.id] = self._since.get(order.id), event.timestamp
+        if since is not None:
+            stage = f"{previous}->{to}"
+            metrics.stage_latency().observe(max(0.0, (event.timestamp - since).total_seconds()), tags={"stage": stage})
         await self._publish(event)
         return event
 
