@@ -32,12 +32,18 @@ class Dispatcher:
         self._executors = executors
         self._idle: asyncio.Queue | None = None
         self._in_flight: dict[str, str] = {}  # order id -> stream message id
+        self._held: set[str] = set()  # message ids read and not yet acked or deferred
         self._task: asyncio.Task | None = None
         self._stopping = False
         self.started = 0
         self.completed = 0
         self.failed = 0
         self.retried = 0
+        context = ray.get_runtime_context()
+        if context.was_current_actor_reconstructed:
+            # Ray restarted us after a crash and nobody will call start() again:
+            # queue the call ourselves (it runs once __init__ returns).
+            context.current_actor.start.remote()
 
     async def start(self) -> bool:
         if self._task is None:
@@ -103,20 +109,28 @@ class Dispatcher:
 
     async def _dispatch_once(self) -> None:
         executor = await self._idle.get()
+        msg_id: str | None = None
         try:
             messages = await self._queue.read(CONSUMER, count=1, block_ms=200)
+            if not messages:
+                self._idle.put_nowait(executor)
+                return
+            msg_id, order_id = messages[0]
+            self._held.add(msg_id)
+            if order_id in self._in_flight:
+                await self._queue.ack(msg_id)  # a duplicate of an order already running
+                self._held.discard(msg_id)
+                self._idle.put_nowait(executor)
+                return
+            started_at = await self._wait_for_rate_limit()
         except BaseException:
+            # Redis failed after the read: the executor goes back to the pool (else
+            # the engine loses one for good), and the message, still pending, is
+            # reclaimed by the sweep.
+            if msg_id is not None:
+                self._held.discard(msg_id)
             self._idle.put_nowait(executor)
             raise
-        if not messages:
-            self._idle.put_nowait(executor)
-            return
-        msg_id, order_id = messages[0]
-        if order_id in self._in_flight:
-            await self._queue.ack(msg_id)  # a duplicate of an order already running
-            self._idle.put_nowait(executor)
-            return
-        started_at = await self._wait_for_rate_limit()
         self._in_flight[order_id] = msg_id
         self.started += 1
         asyncio.ensure_future(self._run(executor, msg_id, order_id, started_at))
@@ -159,6 +173,7 @@ class Dispatcher:
                 log.exception("order %s: could not defer", order_id)
         finally:
             self._in_flight.pop(order_id, None)
+            self._held.discard(msg_id)
             self._idle.put_nowait(executor)
 
     async def _recover(self) -> None:
@@ -186,8 +201,26 @@ class Dispatcher:
             except Exception:  # noqa: BLE001
                 log.exception("sweep failed")
 
+    async def _reclaim_lost(self, min_idle_ms: int) -> int:
+        """Queue again the messages delivered to us that nothing works on.
+
+        A delivery whose reply was lost (Redis went away during XREADGROUP), or
+        whose ack or defer failed, stays pending for this consumer: nothing runs
+        it, and ``sweep`` takes it for queued. Without this only a restart of
+        the dispatcher would pick it up.
+        """
+        stale = await self._queue.claim_stale(CONSUMER, min_idle_ms)
+        lost = [(msg_id, order_id) for msg_id, order_id in stale if msg_id not in self._held]
+        for msg_id, order_id in lost:
+            await self._queue.enqueue(order_id)
+            await self._queue.ack(msg_id)
+        if lost:
+            log.warning("reclaimed %d deliveries nothing was running", len(lost))
+        return len(lost)
+
     async def sweep(self, older_than_s: float) -> int:
         """Re-queue unfinished orders that are neither running, queued nor waiting to retry."""
+        await self._reclaim_lost(min_idle_ms=int(self._settings.sweep_interval_s * 1000))
         queued = await self._queue.queued_order_ids()
         count = 0
         for order in await self._store.unfinished_orders(older_than_s=older_than_s):

@@ -254,14 +254,19 @@ class OrderExecutor:
         legs = route["legs"]
         pool_ids = sorted({leg["pool_id"] for leg in legs})
         lease = self._settings.routing.pool_timeout_s * 4 + 5.0
+        wait = self._settings.routing.pool_timeout_s * 4
         held: list[str] = []
+        asked: list[str] = []
         try:
             states: dict[str, Any] = {}
             for pool_id in pool_ids:
+                asked.append(pool_id)
                 seen = await asyncio.wait_for(
-                    self._pools[pool_id].hold.remote(order.id, lease),
-                    self._settings.routing.pool_timeout_s * 4,
+                    self._pools[pool_id].hold.remote(order.id, lease, time.time() + wait), wait
                 )
+                if "error" in seen:
+                    err = seen["error"]
+                    raise _Failure("POOL_UNAVAILABLE", f"{pool_id}: {err['message']}", True)
                 held.append(pool_id)
                 states[pool_id] = (restore_pool(seen["snapshot"]), seen["now"])
             plan = await self._plan_legs(order, route, states)
@@ -283,7 +288,9 @@ class OrderExecutor:
         except (asyncio.TimeoutError, ray.exceptions.RayActorError) as exc:
             raise _Failure("POOL_UNAVAILABLE", f"could not hold the route's pools: {exc!r}"[:200], True)
         finally:
-            for pool_id in held:
+            # Every pool asked, not only those that answered in time: a hold that
+            # landed after we stopped waiting is ours too (release is a no-op else).
+            for pool_id in asked:
                 try:
                     await self._pools[pool_id].release.remote(order.id)
                 except ray.exceptions.RayActorError:

@@ -32,6 +32,9 @@ class MarketMaker:
         self._task: asyncio.Task | None = None
         self.ticks = 0
         self.trades = 0
+        context = ray.get_runtime_context()
+        if context.was_current_actor_reconstructed:
+            context.current_actor.start.remote()  # restarted after a crash: keep the market moving
 
     async def start(self) -> bool:
         if self._task is None:

@@ -86,7 +86,13 @@ class PoolActor:
         if self._pool is None:
             if self._loading is None:
                 self._loading = asyncio.ensure_future(self._load())
-            await asyncio.shield(self._loading)
+            loading = self._loading
+            try:
+                await asyncio.shield(loading)
+            except Exception:
+                if self._loading is loading:
+                    self._loading = None  # a failed load is not kept: the next call loads again
+                raise
         assert self._pool is not None
         return self._pool
 
@@ -256,21 +262,28 @@ class PoolActor:
         self._pool = None
         self._loading = None
 
-    async def hold(self, order_id: str, lease_s: float) -> dict[str, Any]:
+    async def hold(self, order_id: str, lease_s: float, give_up_at: float | None = None) -> dict[str, Any]:
         """Take this pool for one order until ``release`` (or the lease runs out).
 
         Multi-pool routes hold every pool they touch (in pool-id order, so two
         orders never wait on each other in a cycle), check the whole route on
         the states returned here, then swap with ``held=True``: all legs land
         on unchanged states at one instant, like one Solana transaction.
+
+        ``give_up_at`` (epoch seconds) is when the caller stops waiting: a hold
+        that gets the pool later lets it go at once, instead of keeping it
+        locked for nobody until the lease runs out.
         """
-        pool = await self._ensure_loaded()
+        await self._ensure_loaded()
         await self._lock.acquire()
+        if give_up_at is not None and time.time() > give_up_at:
+            self._lock.release()
+            return _error(LeaseExpired("the pool was free only after the order stopped waiting for it"))
         self._holder = order_id
         self._held_at = time.time()
         loop = asyncio.get_running_loop()
         self._lease = loop.call_later(lease_s, self._release_if, order_id)
-        return {"snapshot": pool.snapshot(), "now": self._held_at}
+        return {"snapshot": self._pool.snapshot(), "now": self._held_at}
 
     async def release(self, order_id: str) -> bool:
         return self._release_if(order_id)
@@ -287,7 +300,7 @@ class PoolActor:
 
     async def apply_flow(self, kind: str, token_in: str, amount_in: int) -> dict[str, Any] | None:
         """A market trade (arbitrage or noise); None when the pool cannot take it."""
-        pool = await self._ensure_loaded()
+        await self._ensure_loaded()
         async with self._lock:
             return await self._apply_flow_locked(kind, token_in, amount_in)
 

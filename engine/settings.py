@@ -104,6 +104,13 @@ class EngineSettings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    # Per-client API limits (client = the X-Client-Id header, else the address).
+    api_order_limit_per_minute: int = Field(
+        600, ge=0, description="order submissions (HTTP and WebSocket) per client per window; 0 = off"
+    )
+    api_read_limit_per_minute: int = Field(0, ge=0, description="other HTTP requests per client per window; 0 = off")
+    api_limit_window_s: float = Field(60.0, gt=0, description="the window the API limits count in")
+    ws_max_per_client: int = Field(200, ge=0, description="open WebSockets per client on one API replica; 0 = off")
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(8265, ge=1, le=65535)

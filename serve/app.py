@@ -46,7 +46,7 @@ from serve.errors import (
     unavailable_error,
     validation_error,
 )
-from serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware
+from serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware, ClientLimits, client_key
 from serve.models import (
     EXECUTE_EXAMPLES,
     ExecuteOrderRequest,
@@ -101,7 +101,13 @@ floats; base units are given beside them as `...BaseUnits`.
   first message; receive `{"type": "accepted", "orderId", ...}` then the
   status stream on the same connection. A bad order gets
   `{"type": "error", "error": {...}}` and close code 4400 (4409 for an
-  idempotency conflict, 1013 when storage is down).
+  idempotency conflict, 4429 over the client's order rate limit, 1013 when
+  storage is down).
+
+**Limits** per client (the `X-Client-Id` header, else the address): order
+submissions per minute (429 `RATE_LIMITED` with `Retry-After`), open
+WebSockets (a socket over the cap is closed with 4429
+`TOO_MANY_CONNECTIONS`), and request bodies of 16 KiB (413).
 
 **Errors** always look like `{"error": {"code", "message", "details"}}`.
 """
@@ -126,6 +132,22 @@ def get_services(conn: HTTPConnection) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_limits(conn: HTTPConnection) -> ClientLimits:
+    limits = getattr(conn.app.state, "limits", None)
+    if limits is None:  # pragma: no cover - the lifespan did not run
+        raise ApiError(503, "SERVICE_UNAVAILABLE", "the API is starting up; retry shortly")
+    return limits
+
+
+async def limit_orders(request: Request) -> None:
+    """Counts an order submission against the client's limit (429 over it)."""
+    await get_limits(request).check("orders", client_key(request))
+
+
+async def limit_reads(request: Request) -> None:
+    await get_limits(request).check("reads", client_key(request))
 
 
 def canonical_order_id(raw: str) -> str | None:
@@ -380,6 +402,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await services_factory()
+        opts = services.options
+        app.state.limits = ClientLimits(
+            services.redis,
+            orders_per_window=opts.order_limit_per_minute,
+            reads_per_window=opts.read_limit_per_minute,
+            window_s=opts.limit_window_s,
+            ws_per_client=opts.ws_max_per_client,
+            timeout_s=opts.redis_timeout_s,
+        )
         app.state.services = services
         try:
             yield
@@ -395,11 +426,15 @@ def create_app(
         lifespan=lifespan,
         responses={
             422: error_example(422, "VALIDATION_ERROR", "amountIn: field required", summary="Invalid input"),
+            429: error_example(429, "RATE_LIMITED", "too many order submissions: at most 600 per 60 s for each "
+                               "client; retry in 12 s", {"limit": 600, "windowS": 60, "retryAfterS": 12,
+                               "client": "id:my-bot"}, summary="Over the client's rate limit (see Retry-After)"),
             500: error_example(500, "INTERNAL_ERROR", "internal server error; it has been logged",
                                summary="A bug (never caused by input)"),
         },
     )
     app.state.services = None
+    app.state.limits = None
     install_error_handlers(app)
     # Outermost: a too-large body is refused before anything else reads it.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
@@ -411,6 +446,7 @@ def create_app(
         tags=["orders"],
         status_code=202,
         response_model=ExecuteOrderResponse,
+        dependencies=[Depends(limit_orders)],
         summary="Submit an order",
         description="Validates, stores (status `pending`, history seq 1), publishes the first status "
         "event and queues the order; answers 202 with its id and WebSocket URL. With an "
@@ -482,6 +518,7 @@ def create_app(
         "/api/orders",
         tags=["orders"],
         response_model=OrderListResponse,
+        dependencies=[Depends(limit_reads)],
         summary="List recent orders",
         description="Newest first. Filter with `status`; page with `limit` and the `nextCursor` of the "
         "previous page.",
@@ -539,6 +576,7 @@ def create_app(
         "/api/orders/{orderId}",
         tags=["orders"],
         response_model=OrderView,
+        dependencies=[Depends(limit_reads)],
         summary="Get an order",
         description="Its current status and, once known, route, fill (amountOut, executedPrice, fee, "
         "priceImpactBps, dex, txSignature) or error.",
@@ -558,6 +596,7 @@ def create_app(
         "/api/orders/{orderId}/history",
         tags=["orders"],
         response_model=HistoryResponse,
+        dependencies=[Depends(limit_reads)],
         summary="An order's status history",
         description="Every status change, oldest first (what the WebSocket replays). `afterSeq` "
         "returns only later events.",
@@ -607,8 +646,28 @@ def create_app(
 
     # ------------------------------------------------------------------ WebSockets
 
+    async def with_socket_slot(websocket: WebSocket, handler: Any) -> None:
+        """Run a WebSocket handler if the client may open one more socket, else close 4429."""
+        limits = get_limits(websocket)
+        client = client_key(websocket)
+        if not limits.open_socket(client):
+            cap = limits.ws_per_client
+            await stream.reject(
+                websocket, stream.CLOSE_RATE_LIMITED, f"too many WebSockets: at most {cap} open per client",
+                {"error": error_body("TOO_MANY_CONNECTIONS", f"this client already has {cap} WebSockets open, the "
+                                     f"most it may; close one first", {"limit": cap, "client": client[:140]})["error"]},
+            )  # fmt: skip
+            return
+        try:
+            await handler()
+        finally:
+            limits.close_socket(client)
+
     @app.websocket("/api/orders/{orderId}/ws", name="order_ws")
     async def order_ws(websocket: WebSocket, order_id: Annotated[str, Path(alias="orderId")]) -> None:
+        await with_socket_slot(websocket, lambda: _order_ws(websocket, order_id))
+
+    async def _order_ws(websocket: WebSocket, order_id: str) -> None:
         services = get_services(websocket)
         oid = canonical_order_id(order_id)
         if oid is None:
@@ -637,6 +696,9 @@ def create_app(
 
     @app.websocket("/api/orders/execute")
     async def execute_ws(websocket: WebSocket) -> None:
+        await with_socket_slot(websocket, lambda: _execute_ws(websocket))
+
+    async def _execute_ws(websocket: WebSocket) -> None:
         services = get_services(websocket)
         await websocket.accept()
         opts = services.options
@@ -658,6 +720,7 @@ def create_app(
             except UnicodeDecodeError:
                 text = None
         try:
+            await get_limits(websocket).check("orders", client_key(websocket))
             if text is None:
                 raise ApiError(400, "MALFORMED_JSON", "the first message must be the order as JSON text")
             if len(text.encode()) > max_body_bytes:
@@ -688,7 +751,9 @@ def create_app(
                 services, order, idempotency_key=key, client_id=_client_id(websocket.headers.get("x-client-id"))
             )
         except ApiError as err:
-            code = {409: stream.CLOSE_CONFLICT, 503: stream.CLOSE_TRY_AGAIN}.get(err.status_code, stream.CLOSE_BAD_REQUEST)
+            code = {409: stream.CLOSE_CONFLICT, 429: stream.CLOSE_RATE_LIMITED, 503: stream.CLOSE_TRY_AGAIN}.get(
+                err.status_code, stream.CLOSE_BAD_REQUEST
+            )
             await stream.reject(websocket, code, stream.close_reason(f"{err.code}: {err.message}"),
                                 {"status": err.status_code, **err.body()})  # fmt: skip
             return
@@ -718,6 +783,7 @@ def create_app(
         "/api/pools",
         tags=["market"],
         response_model=PoolsResponse,
+        dependencies=[Depends(limit_reads)],
         summary="Every pool",
         description="DEX, pair, fee, spot price and reserves (token units) of every simulated pool, now.",
         responses={503: error_example(503, "ENGINE_UNAVAILABLE", "the engine did not answer")},
@@ -730,6 +796,7 @@ def create_app(
         "/api/quote",
         tags=["market"],
         response_model=QuoteResponse,
+        dependencies=[Depends(limit_reads)],
         summary="Preview a route",
         description="The route the router would take now for this order, with every venue's quote "
         "(amounts in token units). Nothing is stored or executed. Answers 422 (NO_ROUTE, "
@@ -798,6 +865,7 @@ def create_app(
         "/api/queue/metrics",
         tags=["operations"],
         response_model=QueueMetricsResponse,
+        dependencies=[Depends(limit_reads)],
         summary="Queue metrics",
         description="waiting (queued), running, retrying (waiting out a backoff), completed and failed "
         "(all time, from PostgreSQL), the rate limit and the concurrency. `running` is null and "

@@ -1,20 +1,26 @@
-"""A request body size limit, as plain ASGI middleware (works the same under Serve).
+"""Limits of the API: request body size, and per-client request rates and WebSockets.
 
-A declared ``Content-Length`` over the limit is refused before anything is
-read; a chunked body is read up to the limit and refused as soon as it
+A declared ``Content-Length`` over the body limit is refused before anything
+is read; a chunked body is read up to the limit and refused as soon as it
 passes it. Either way the answer is ``413`` in the API's error shape, and
-the application never sees the request.
+the application never sees the request (plain ASGI middleware: it works the
+same under Serve). :class:`ClientLimits` holds the per-client limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import math
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serve.errors import error_body
+from serve.errors import ApiError, error_body
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
+log = logging.getLogger("serve.limits")
 
 
 class BodySizeLimitMiddleware:
@@ -90,3 +96,94 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+# --------------------------------------------------------------------------- per-client limits
+
+
+def client_key(conn: Any) -> str:
+    """Who is asking: the ``X-Client-Id`` header when given, else the client's address."""
+    header = (conn.headers.get("x-client-id") or "").strip()[:128]
+    if header and header.isprintable():
+        return f"id:{header}"
+    client = getattr(conn, "client", None)
+    return f"ip:{client.host}" if client is not None and client.host else "ip:unknown"
+
+
+class ClientLimits:
+    """Per-client limits of the API.
+
+    * Order submissions (HTTP and the WebSocket upgrade) and other requests:
+      sliding windows in Redis, so they hold across every replica. Over the
+      limit: 429 ``RATE_LIMITED`` with ``Retry-After``. Redis being away does
+      not stop the API: the limit is then not applied (logged).
+    * Open WebSockets: counted in this process (per replica); over the cap a
+      new socket is closed with 4429 ``TOO_MANY_CONNECTIONS``.
+
+    A limit of 0 turns that limit off.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        orders_per_window: int,
+        reads_per_window: int,
+        window_s: float,
+        ws_per_client: int,
+        timeout_s: float = 1.0,
+    ) -> None:
+        from storage.ratelimit import SlidingWindowLimiter
+
+        def limiter(limit: int, kind: str) -> SlidingWindowLimiter | None:
+            if limit <= 0 or redis is None:
+                return None
+            return SlidingWindowLimiter(redis, limit=limit, window_s=window_s, prefix=f"ratelimit:api:{kind}")
+
+        self.window_s = window_s
+        self.limits = {"orders": orders_per_window, "reads": reads_per_window}
+        self._limiters = {"orders": limiter(orders_per_window, "orders"), "reads": limiter(reads_per_window, "reads")}
+        self.ws_per_client = ws_per_client
+        self.timeout_s = timeout_s
+        self._sockets: dict[str, int] = {}
+
+    async def check(self, kind: str, client: str) -> None:
+        """Count one request of ``kind`` ("orders" or "reads"); raises ApiError 429 over the limit."""
+        limiter = self._limiters.get(kind)
+        if limiter is None:
+            return
+        try:
+            allowed, retry_after = await asyncio.wait_for(limiter.hit(client), self.timeout_s)
+        except Exception as exc:  # noqa: BLE001 — Redis away: serve rather than refuse everyone
+            log.warning("rate limit not applied (%s: %s)", type(exc).__name__, exc)
+            return
+        if allowed:
+            return
+        wait = max(1, math.ceil(retry_after))
+        what = "order submissions" if kind == "orders" else "requests"
+        raise ApiError(
+            429,
+            "RATE_LIMITED",
+            f"too many {what}: at most {self.limits[kind]} per {self.window_s:g} s for each client; "
+            f"retry in {wait} s",
+            {"limit": self.limits[kind], "windowS": self.window_s, "retryAfterS": wait, "client": client[:140]},
+            {"Retry-After": str(wait)},
+        )
+
+    def open_socket(self, client: str) -> bool:
+        """Take a WebSocket slot for ``client``; False when it already holds the most it may."""
+        held = self._sockets.get(client, 0)
+        if 0 < self.ws_per_client <= held:
+            return False
+        self._sockets[client] = held + 1
+        return True
+
+    def close_socket(self, client: str) -> None:
+        held = self._sockets.get(client, 0) - 1
+        if held > 0:
+            self._sockets[client] = held
+        else:
+            self._sockets.pop(client, None)
+
+    def sockets(self, client: str) -> int:
+        return self._sockets.get(client, 0)

@@ -42,6 +42,11 @@ class ApiOptions:
     # Publishing the first event and queueing a stored order wait at most this
     # long; past it the order is still accepted (clients replay, the sweep queues).
     redis_timeout_s: float = 2.0
+    # Per client (X-Client-Id, else address); 0 turns a limit off. See serve.limits.
+    order_limit_per_minute: int = 600
+    read_limit_per_minute: int = 0
+    limit_window_s: float = 60.0
+    ws_max_per_client: int = 200
 
 
 @dataclass
@@ -165,8 +170,18 @@ class ServicesFromSettings:
             settings.redis_url,
             tokens=tokens,
             engine=engine,
-            options=self.options,
+            options=self.options or options_from(settings),
             db_max_size=self.db_max_size,
             concurrency=settings.executors,
             rate_limit_per_minute=settings.rate_limit_per_minute,
         )
+
+
+def options_from(settings: Any) -> ApiOptions:
+    """The API options an engine's settings ask for (the rest at their defaults)."""
+    return ApiOptions(
+        order_limit_per_minute=settings.api_order_limit_per_minute,
+        read_limit_per_minute=settings.api_read_limit_per_minute,
+        limit_window_s=settings.api_limit_window_s,
+        ws_max_per_client=settings.ws_max_per_client,
+    )

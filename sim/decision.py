@@ -116,10 +116,18 @@ def decide_route(
             intermediates=policy.intermediates,
         )
     except SimError as exc:
-        # Every venue unreachable is worth a retry; a real "no" is not.
-        unreachable = bool(skipped) and not pools
+        # A venue that did not answer may be the one that could fill (a pool
+        # restarting, the only pool of the pair): worth a retry. A real "no",
+        # with every venue heard, is not.
+        unreachable = bool(skipped)
         code = "POOLS_UNAVAILABLE" if unreachable else exc.code
-        message = "no pool answered in time" if unreachable and isinstance(exc, NoRoute) else str(exc)
+        if not unreachable:
+            message = str(exc)
+        elif not pools and isinstance(exc, NoRoute):
+            message = "no pool answered in time"
+        else:
+            ids = ", ".join(str(s.get("poolId")) for s in skipped)
+            message = f"{exc} (without {ids}, which did not answer)"
         result["error"] = {"code": code, "message": message, "transient": unreachable}
         return result
     if route.price_impact_bps > policy.max_price_impact_bps:

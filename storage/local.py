@@ -165,6 +165,17 @@ class _LocalServer:
             self.url = None
             _live.discard(self)
 
+    def restart(self, downtime_s: float = 0.0) -> str:
+        """Stop, stay down ``downtime_s`` seconds, start again on the same port and data (for fault tests)."""
+        with self._mutex:
+            port = self.port
+            self.stop()
+            if downtime_s > 0:
+                time.sleep(downtime_s)
+            if port is not None:
+                self._requested_port = port
+            return self.start()
+
     def __enter__(self) -> str:
         return self.start()
 
@@ -469,15 +480,6 @@ class LocalRedis(_LocalServer):
         if self.port is None:
             raise LocalServerError("redis is not started")
         return f"redis://:{self._password()}@{HOST}:{self.port}/{db}"
-
-    def restart(self) -> str:
-        """Stop and start again on the same port and data (for fault tests)."""
-        with self._mutex:
-            port = self.port
-            self.stop()
-            if port is not None:
-                self._requested_port = port
-            return self.start()
 
     def _write_config(self, port: int) -> None:
         lines = [

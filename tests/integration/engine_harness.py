@@ -145,6 +145,18 @@ def history(settings: EngineSettings, order_id: str) -> list[dict[str, Any]]:
 def assert_invariants(settings: EngineSettings, actors: EngineActors, ids: list[str]) -> None:
     """Each order ended once, through legal steps, with at most one fill per leg;
     each pool holds exactly its genesis plus its recorded flows."""
+    if actors.market is not None:
+        # Hold the market still while pools and PG are compared; it resumes after.
+        ray.get(actors.market.stop.remote())
+        time.sleep(0.5)  # a tick already sent lands first
+    try:
+        _check_invariants(settings, actors, ids)
+    finally:
+        if actors.market is not None:
+            ray.get(actors.market.start.remote())
+
+
+def _check_invariants(settings: EngineSettings, actors: EngineActors, ids: list[str]) -> None:
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         for order_id in ids:
             rows = history(settings, order_id)

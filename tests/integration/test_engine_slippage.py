@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-import ray
 
 from tests.integration.engine_harness import (
     assert_invariants,
@@ -58,5 +57,4 @@ def test_a_loose_tolerance_absorbs_the_same_moves(hostile_engine):
     settings, actors = hostile_engine
     ids = run(submit(settings, [("SOL", "USDC", "1")], slippage_bps=1000))
     assert set(wait_final(settings, ids).values()) == {"confirmed"}
-    ray.get(actors.market.stop.remote())
     assert_invariants(settings, actors, ids)

@@ -52,3 +52,14 @@ def test_the_only_venue_is_said_to_be_the_only_one():
     only = [p for p in POOLS if p.pool_id == "meteora:JUP-USDC"]
     route = find_best_route(only, "JUP", "USDC", 10**6, 0.0, allow_two_hop=False)
     assert why(route, []) == "only venue that could fill"
+
+
+def test_when_the_venue_that_could_fill_did_not_answer_the_failure_is_transient():
+    """JUP/USDC has one pool: while it restarts the others answer, and there is no route
+    through them. That is worth a retry, not a final NO_ROUTE."""
+    skipped = [{"poolId": "meteora:JUP-USDC", "error": "POOL_UNAVAILABLE"}]
+    answered = [p for p in POOLS if p.pool_id != "meteora:JUP-USDC"]
+    decision = decide_route(answered, "JUP", "USDC", 300 * 10**6, 0.0, POLICY, skipped)
+    assert decision["route"] is None
+    assert decision["error"]["code"] == "POOLS_UNAVAILABLE" and decision["error"]["transient"]
+    assert "meteora:JUP-USDC" in decision["error"]["message"]
