@@ -18,6 +18,7 @@ import ray
 
 from actors import metrics
 from engine.settings import EngineSettings
+from sim.decision import pool_summary
 from sim.impact import amount_to_move_price
 from sim.orders import transaction_signature
 from sim.pools import Pool, restore_pool
@@ -132,23 +133,7 @@ class PoolActor:
         return pool.snapshot()
 
     async def summary(self) -> dict[str, Any]:
-        pool = await self._ensure_loaded()
-        base, quote = pool.token_x, pool.token_y
-        summary: dict[str, Any] = {
-            "poolId": self.pool_id,
-            "dex": pool.dex,
-            "kind": pool.snapshot()["type"],
-            "base": base.symbol,
-            "quote": quote.symbol,
-            "feeBps": pool.fee_bps,
-            "spotPrice": pool.spot_price(base.symbol),
-            "reserves": {k: str(v) for k, v in pool.reserves().items()},
-        }
-        bins = getattr(pool, "bins_summary", None)
-        if bins is not None:
-            summary["activeBin"] = getattr(pool, "active_id", None)
-            summary["bins"] = len(bins())
-        return summary
+        return pool_summary(await self._ensure_loaded())
 
     async def swap(
         self,

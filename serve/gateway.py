@@ -186,6 +186,8 @@ class LocalGateway:
         return decide_route(pools, token_in, token_out, amount_in, time.time(), policy)
 
     async def pool_summaries(self) -> list[dict[str, Any]]:
+        from sim.decision import pool_summary
+
         return [pool_summary(pool) for pool in self.pools.values()]
 
     async def dispatcher_stats(self) -> dict[str, Any]:
@@ -204,23 +206,3 @@ class LocalGateway:
 
     async def close(self) -> None:
         return None
-
-
-def pool_summary(pool: Any) -> dict[str, Any]:
-    """A pool's summary, as ``PoolActor.summary`` gives it."""
-    base, quote = pool.token_x, pool.token_y
-    summary: dict[str, Any] = {
-        "poolId": pool.pool_id,
-        "dex": pool.dex,
-        "kind": pool.snapshot()["type"],
-        "base": base.symbol,
-        "quote": quote.symbol,
-        "feeBps": pool.fee_bps,
-        "spotPrice": pool.spot_price(base.symbol),
-        "reserves": {k: str(v) for k, v in pool.reserves().items()},
-    }
-    bins = getattr(pool, "bins_summary", None)
-    if bins is not None:
-        summary["activeBin"] = getattr(pool, "active_id", None)
-        summary["bins"] = len(bins())
-    return summary

@@ -143,3 +143,23 @@ def decide_route(
     result["route"] = route.to_dict()
     result["reason"] = why(route, quotes)
     return result
+
+
+def pool_summary(pool: Pool) -> dict[str, Any]:
+    """What a client sees of a pool: DEX, pair, fee, spot price, reserves, bins."""
+    base, quote = pool.token_x, pool.token_y
+    summary: dict[str, Any] = {
+        "poolId": pool.pool_id,
+        "dex": pool.dex,
+        "kind": pool.snapshot()["type"],
+        "base": base.symbol,
+        "quote": quote.symbol,
+        "feeBps": pool.fee_bps,
+        "spotPrice": pool.spot_price(base.symbol),
+        "reserves": {k: str(v) for k, v in pool.reserves().items()},
+    }
+    bins = getattr(pool, "bins_summary", None)
+    if bins is not None:
+        summary["activeBin"] = getattr(pool, "active_id", None)
+        summary["bins"] = len(bins())
+    return summary

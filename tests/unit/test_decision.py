@@ -63,3 +63,14 @@ def test_when_the_venue_that_could_fill_did_not_answer_the_failure_is_transient(
     assert decision["route"] is None
     assert decision["error"]["code"] == "POOLS_UNAVAILABLE" and decision["error"]["transient"]
     assert "meteora:JUP-USDC" in decision["error"]["message"]
+
+
+def test_a_pool_summary_names_its_dex_pair_price_and_bins():
+    from sim.decision import pool_summary
+
+    by_id = {p.pool_id: p for p in POOLS}
+    cpmm, dlmm = pool_summary(by_id["raydium:SOL-USDC"]), pool_summary(by_id["meteora:SOL-USDC"])
+    assert (cpmm["dex"], cpmm["kind"], cpmm["base"], cpmm["quote"]) == ("raydium", "cpmm", "SOL", "USDC")
+    assert 140 < cpmm["spotPrice"] < 160 and "bins" not in cpmm
+    assert dlmm["kind"] == "dlmm" and dlmm["bins"] > 1 and isinstance(dlmm["activeBin"], int)
+    assert int(dlmm["reserves"]["USDC"]) > 0
