@@ -24,7 +24,7 @@ from engine.settings import EngineSettings
 from sim.orders import OrderStatus, RetryPolicy, transaction_signature
 from sim.pools import restore_pool
 from sim.pools.base import SimError
-from sim.tokens import TokenRegistry, from_base_units
+from sim.tokens import TokenRegistry, format_units, from_base_units
 
 
 log = logging.getLogger(__name__)
@@ -216,8 +216,8 @@ class OrderExecutor:
         token_out = self._tokens[order.token_out]
         details = {
             "route": _route_summary(route),
-            "expectedOut": str(from_base_units(route["amount_out"], token_out)),
-            "minOut": str(from_base_units(min_out, token_out)),
+            "expectedOut": format_units(route["amount_out"], token_out),
+            "minOut": format_units(min_out, token_out),
             "slippageBps": order.slippage_bps,
         }
         await self._transition(order, OrderStatus.BUILDING, attempt, details, route=route)
@@ -368,9 +368,9 @@ class OrderExecutor:
         signature = route.get("signature") or fills[0]["txSignature"]
         dexes = sorted({leg["dex"] for leg in route["legs"]})
         details = {
-            "amountOut": str(human_out),
-            "executedPrice": str(price),
-            "fee": str(from_base_units(fee_in, token_in)),
+            "amountOut": format_units(amount_out, token_out),
+            "executedPrice": format(price.normalize(), "f") if price else "0",
+            "fee": format_units(fee_in, token_in),
             "feeToken": order.token_in,
             "priceImpactBps": round(impact, 4),
             "dex": "+".join(dexes),

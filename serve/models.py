@@ -22,7 +22,7 @@ from sim.tokens import (
     Token,
     TokenRegistry,
     UnknownToken,
-    from_base_units,
+    format_units,
     to_base_units,
 )
 
@@ -42,9 +42,7 @@ def human(units: int | str | None, token: Token | None) -> str | None:
         return None
     if token is None:
         return str(units)
-    value = from_base_units(int(units), token)
-    text = format(value.normalize(), "f") if value else "0"
-    return text
+    return format_units(int(units), token)
 
 
 def decimal_text(value: Decimal) -> str:

@@ -90,3 +90,9 @@ def to_base_units(amount: Decimal | str | int, token: Token) -> int:
 
 def from_base_units(units: int, token: Token) -> Decimal:
     return Decimal(units).scaleb(-token.decimals)
+
+
+def format_units(units: int, token: Token) -> str:
+    """Base units as a plain decimal string in token units: "1.5", never "1.50" or "1.5E+0"."""
+    value = from_base_units(units, token)
+    return format(value.normalize(), "f") if value else "0"

@@ -109,3 +109,12 @@ def test_custom_registry_only_knows_its_tokens():
     registry = TokenRegistry([SOL])
     assert registry.resolve("SOL") is SOL
     assert "USDC" not in registry
+
+
+def test_amounts_are_formatted_one_way_everywhere():
+    from sim.tokens import USDC, format_units
+
+    assert format_units(223_888_960, USDC) == "223.88896"
+    assert format_units(1_500_000, USDC) == "1.5"
+    assert format_units(10**13, USDC) == "10000000"
+    assert format_units(0, USDC) == "0"
