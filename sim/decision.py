@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.pools.base import Pool, SimError, SwapQuote
-from sim.routing import NoRoute, QuoteFailure, Route, all_quotes, best_single, find_best_route
+from sim.routing import NoRoute, QuoteFailure, Route, all_quotes, find_best_route, two_hop_routes
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,30 +47,19 @@ def _two_hop_candidates(
     pools: Sequence[Pool], token_in: str, token_out: str, amount_in: int, now: float, vias: Iterable[str]
 ) -> list[dict[str, Any]]:
     """Each intermediate's best two-hop path, quoted exactly, as one entry each."""
-    out = []
-    for mid in vias:
-        if mid in (token_in, token_out):
-            continue
-        try:
-            first = best_single(pools, token_in, mid, amount_in, now)
-            second = best_single(pools, mid, token_out, first.amount_out, now)
-        except SimError:
-            continue
-        legs = (first.legs[0], second.legs[0])
-        out.append(
-            {
-                "poolId": " > ".join(leg.pool_id for leg in legs),
-                "dex": " > ".join(leg.dex for leg in legs),
-                "kind": "two_hop",
-                "via": mid,
-                "amountIn": str(amount_in),
-                "amountOut": str(second.amount_out),
-                "priceImpactBps": round(
-                    max(legs[0].price_impact_bps, legs[1].price_impact_bps), 3
-                ),
-            }
-        )
-    return out
+    routes, _ = two_hop_routes(pools, token_in, token_out, amount_in, now, vias)
+    return [
+        {
+            "poolId": " > ".join(leg.pool_id for leg in route.legs),
+            "dex": " > ".join(leg.dex for leg in route.legs),
+            "kind": "two_hop",
+            "via": route.legs[0].token_out,
+            "amountIn": str(amount_in),
+            "amountOut": str(route.amount_out),
+            "priceImpactBps": round(max(leg.price_impact_bps for leg in route.legs), 3),
+        }
+        for route in routes
+    ]
 
 
 def why(route: Route, quotes: list[dict[str, Any]]) -> str:

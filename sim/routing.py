@@ -541,9 +541,26 @@ def two_hop(
     output only grows with its input, and the two hops use different pools.)
     """
     _check_order(token_in, token_out, amount_in)
-    pools = list(pools)
     vias = [via] if isinstance(via, str) else list(via)
-    best: Route | None = None
+    routes, failures = two_hop_routes(pools, token_in, token_out, amount_in, now, vias)
+    best = max(routes, key=lambda r: r.amount_out, default=None)
+    if best is None:
+        _raise_failures(failures, f"no two-hop route {token_in} -> {token_out} via {'/'.join(vias)}")
+    assert best is not None
+    return best
+
+
+def two_hop_routes(
+    pools: Iterable[Pool],
+    token_in: str,
+    token_out: str,
+    amount_in: int,
+    now: float,
+    vias: Iterable[str],
+) -> tuple[list[Route], list[InsufficientLiquidity]]:
+    """Each intermediate's best two-hop route, and the liquidity failures met."""
+    pools = list(pools)
+    routes: list[Route] = []
     failures: list[InsufficientLiquidity] = []
     for mid in vias:
         if mid in (token_in, token_out):
@@ -558,22 +575,19 @@ def two_hop(
             continue
         leg1, leg2 = first.legs[0], second.legs[0]
         impact = 1 - (1 - leg1.price_impact_bps / 10_000) * (1 - leg2.price_impact_bps / 10_000)
-        route = Route(
-            kind="two_hop",
-            token_in=token_in,
-            token_out=token_out,
-            amount_in=amount_in,
-            amount_out=leg2.amount_out,
-            legs=(leg1, leg2),
-            fee_by_token={token_in: leg1.fee, mid: leg2.fee},
-            price_impact_bps=impact * 10_000,
+        routes.append(
+            Route(
+                kind="two_hop",
+                token_in=token_in,
+                token_out=token_out,
+                amount_in=amount_in,
+                amount_out=leg2.amount_out,
+                legs=(leg1, leg2),
+                fee_by_token={token_in: leg1.fee, mid: leg2.fee},
+                price_impact_bps=impact * 10_000,
+            )
         )
-        if best is None or route.amount_out > best.amount_out:
-            best = route
-    if best is None:
-        _raise_failures(failures, f"no two-hop route {token_in} -> {token_out} via {'/'.join(vias)}")
-    assert best is not None
-    return best
+    return routes, failures
 
 
 # --------------------------------------------------------------------------- choice
