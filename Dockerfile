@@ -8,10 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY sim sim
+COPY engine engine
+COPY storage storage
+COPY localservers localservers
 COPY actors actors
 COPY serve serve
-COPY storage storage
-COPY engine engine
+COPY runtime runtime
 COPY loadtest loadtest
 COPY configs configs
 RUN pip install --no-cache-dir . && useradd --create-home engine && mkdir -p /data && chown engine /data

@@ -18,6 +18,8 @@ from typing import Any
 import ray
 
 from actors import metrics
+from engine.plans import RunOutcome
+from engine.ports import Connector
 from engine.settings import EngineSettings
 
 DISPATCHER_NAME = "dispatcher"
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class Dispatcher:
-    def __init__(self, executors: list[Any], settings: dict[str, Any]) -> None:
+    def __init__(self, executors: list[Any], connector: Connector, settings: dict[str, Any]) -> None:
+        self._connector = connector
         self._settings = EngineSettings.from_actor_dict(settings)
         self._executors = executors
         self._idle: asyncio.Queue | None = None
@@ -52,24 +55,11 @@ class Dispatcher:
         return True
 
     async def _connect(self) -> None:
-        from storage.db import open_pool
-        from storage.orders import OrderStore
-        from storage.queue import OrderQueue
-        from storage.ratelimit import SlidingWindowLimiter
-        from storage.redis_client import open_redis
-
         s = self._settings
-        self._redis = open_redis(s.redis_url)
-        self._queue = OrderQueue(self._redis)
-        await self._queue.ensure_group()
-        self._limiter = SlidingWindowLimiter(
-            self._redis,
-            limit=s.rate_limit_per_minute,
-            window_s=s.rate_limit_window_s,
-            prefix="engine:starts",
+        stores = await self._connector.dispatcher_stores(
+            starts_per_window=s.rate_limit_per_minute, window_s=s.rate_limit_window_s
         )
-        self._db = await open_pool(s.database_url, min_size=1, max_size=2)
-        self._store = OrderStore(self._db)
+        self._queue, self._limiter, self._store = stores.queue, stores.starts, stores.orders
         self._idle = asyncio.Queue()
         for handle in self._executors:
             self._idle.put_nowait(handle)
@@ -86,9 +76,11 @@ class Dispatcher:
         }
 
     async def stop(self) -> None:
+        """Stop taking orders, and wait until the loops have ended (orders running go on)."""
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _loop(self) -> None:
         await self._recover()
@@ -106,6 +98,7 @@ class Dispatcher:
         finally:
             sweeper.cancel()
             promoter.cancel()
+            await asyncio.gather(sweeper, promoter, return_exceptions=True)
 
     async def _dispatch_once(self) -> None:
         executor = await self._idle.get()
@@ -145,7 +138,7 @@ class Dispatcher:
             await asyncio.sleep(min(max(retry_after, 0.01), 1.0))
 
     async def _run(self, executor: Any, msg_id: str, order_id: str, started_at: float) -> None:
-        outcome: dict[str, Any] | None = None
+        outcome: RunOutcome | None = None
         try:
             while outcome is None:
                 try:
@@ -154,11 +147,11 @@ class Dispatcher:
                     # The executor died mid-order: Ray restarts it; run resumes from PG.
                     log.warning("executor died running %s; resuming", order_id)
                     await asyncio.sleep(0.2)
-            status = outcome.get("status")
-            if status in ("pending", "error") and "retryIn" in outcome:
+            status = outcome.status
+            if outcome.retry_in is not None:
                 self.retried += status == "pending"
                 # schedule the retry and ack the message in one step
-                await self._queue.defer(msg_id, order_id, time.time() + outcome["retryIn"])
+                await self._queue.defer(msg_id, order_id, time.time() + outcome.retry_in)
                 return
             if status == "confirmed":
                 self.completed += 1

@@ -28,7 +28,8 @@ class MarketMaker:
         self._settings = EngineSettings.from_actor_dict(settings)
         self._pools = pools
         config = load_market_config(self._settings.market_config)
-        self._market = build_market(config, build_pools(config))
+        s = self._settings
+        self._market = build_market(config, build_pools(config), seed=s.seed, tick_s=s.market_tick_s)
         self._task: asyncio.Task | None = None
         self.ticks = 0
         self.trades = 0

@@ -85,3 +85,17 @@ def pool_reserve() -> Gauge:
         description="Tokens held by the pool, in whole units.",
         tag_keys=("pool", "token"),
     )
+
+
+class LifecycleMetricsOnRay:
+    """The lifecycle's ``LifecycleMetrics`` port on the metrics above."""
+
+    def stage(self, previous: str, to: str, seconds: float) -> None:
+        stage_latency().observe(seconds, tags={"stage": f"{previous}->{to}"})
+
+    def retried(self, code: str) -> None:
+        order_retries().inc(tags={"code": code})
+
+    def finished(self, status: str, dex: str, seconds: float) -> None:
+        orders_finished().inc(tags={"status": str(status), "dex": dex})
+        order_latency().observe(seconds, tags={"status": str(status)})

@@ -17,10 +17,11 @@ from typing import Any
 import ray
 
 from actors import metrics
+from engine.plans import Fill, HeldPool, Rejection, SwapOrder
+from engine.ports import Connector, PoolLedger
 from engine.settings import EngineSettings
 from sim.decision import pool_summary
 from sim.impact import amount_to_move_price
-from sim.orders import transaction_signature
 from sim.pools import Pool, restore_pool
 from sim.pools.base import SimError
 
@@ -35,27 +36,8 @@ class LeaseExpired(SimError):
     transient = True
 
 
-def _error(exc: SimError) -> dict[str, Any]:
-    return {"error": {"code": exc.code, "message": str(exc), "transient": exc.transient}}
-
-
-def fill_from_trade(record: Any, *, existing: bool) -> dict[str, Any]:
-    """The fill an order gets from a recorded trade (fresh or replayed)."""
-    details = record.details or {}
-    return {
-        "poolId": record.pool_id,
-        "orderId": record.order_id,
-        "leg": record.leg,
-        "tokenIn": record.token_in,
-        "amountIn": record.amount_in,
-        "tokenOut": record.token_out,
-        "amountOut": record.amount_out,
-        "fee": record.fee,
-        "priceImpactBps": details.get("priceImpactBps"),
-        "txSignature": details.get("txSignature")
-        or transaction_signature(record.order_id, record.pool_id, record.leg),
-        "existing": existing,
-    }
+def _rejected(exc: SimError) -> Rejection:
+    return Rejection(exc.code, str(exc), exc.transient)
 
 
 def pool_actor_name(pool_id: str) -> str:
@@ -64,8 +46,9 @@ def pool_actor_name(pool_id: str) -> str:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class PoolActor:
-    def __init__(self, pool_id: str, genesis: dict[str, Any], settings: dict[str, Any]) -> None:
+    def __init__(self, pool_id: str, genesis: dict[str, Any], connector: Connector, settings: dict[str, Any]) -> None:
         self.pool_id = pool_id
+        self._connector = connector
         self._genesis = genesis
         self._settings = EngineSettings.from_actor_dict(settings)
         self._rng = random.Random(f"{self._settings.seed}:{pool_id}")
@@ -73,8 +56,7 @@ class PoolActor:
         self._loaded = asyncio.Event()
         self._loading: asyncio.Task | None = None
         self._pool: Pool | None = None
-        self._db = None
-        self._trades = None
+        self._trades: PoolLedger | None = None
         # Bumped on every state change; observers cache by it. The incarnation
         # prefix keeps a restarted actor's versions distinct from its past.
         self._incarnation = uuid.uuid4().hex[:8]
@@ -98,12 +80,8 @@ class PoolActor:
         return self._pool
 
     async def _load(self) -> None:
-        from storage.db import open_pool
-        from storage.trades import PoolTradeStore
-
-        if self._db is None:
-            self._db = await open_pool(self._settings.database_url, min_size=1, max_size=2)
-            self._trades = PoolTradeStore(self._db)
+        if self._trades is None:
+            self._trades = await self._connector.pool_ledger()
         genesis = await self._trades.ensure_genesis(self.pool_id, self._genesis)
         state = await self._trades.latest_state(self.pool_id)
         self._pool = restore_pool(state or genesis)
@@ -135,72 +113,46 @@ class PoolActor:
     async def summary(self) -> dict[str, Any]:
         return pool_summary(await self._ensure_loaded())
 
-    async def swap(
-        self,
-        order_id: str,
-        leg: int,
-        token_in: str,
-        amount_in: int,
-        min_out: int,
-        expires_at: float,
-        signature: str | None = None,
-        held: bool = False,
-    ) -> dict[str, Any]:
+    async def swap(self, order: SwapOrder) -> Fill | Rejection:
         """Execute one leg of an order. Idempotent per (order_id, leg).
 
-        Returns the fill, or ``{"error": {...}}`` when the pool refused it
-        (slippage, liquidity, expiry): domain errors travel as data. A ``held``
-        swap is part of an atomic multi-pool route: the caller already holds
-        this pool (``hold``) and the transit delay was paid before that.
+        Returns the fill, or a rejection when the pool refused it (slippage,
+        liquidity, expiry). A ``held`` swap is part of an atomic multi-pool
+        route: the caller already holds this pool (``hold``) and the transit
+        delay was paid before that.
         """
         pool = await self._ensure_loaded()
-        if held:
-            if self._holder != order_id:
-                return _error(LeaseExpired("the pool was not held for this order any more"))
-            return await self._swap_locked(
-                pool, order_id, leg, token_in, amount_in, min_out, expires_at, signature,
-                now=self._held_at,
-            )  # fmt: skip
+        if order.held:
+            if self._holder != order.order_id:
+                return _rejected(LeaseExpired("the pool was not held for this order any more"))
+            return await self._swap_locked(order, now=self._held_at)
         latency = self._settings.latency
         if latency.execution_max_s > 0:
             await asyncio.sleep(self._rng.uniform(latency.execution_min_s, latency.execution_max_s))
         async with self._lock:
             if self._faults_apply():
-                await self._front_run(pool, token_in)
-            return await self._swap_locked(
-                pool, order_id, leg, token_in, amount_in, min_out, expires_at, signature,
-                now=time.time(),
-            )  # fmt: skip
+                await self._front_run(pool, order.token_in)
+            return await self._swap_locked(order, now=time.time())
 
-    async def _swap_locked(
-        self,
-        pool: Pool,
-        order_id: str,
-        leg: int,
-        token_in: str,
-        amount_in: int,
-        min_out: int,
-        expires_at: float,
-        signature: str | None,
-        now: float,
-    ) -> dict[str, Any]:
-        existing = await self._trades.trade_for_order(order_id, leg)
+    async def _swap_locked(self, order: SwapOrder, now: float) -> Fill | Rejection:
+        assert self._trades is not None
+        existing = await self._trades.trade_for_order(order.order_id, order.leg)
         if existing is not None:
-            return fill_from_trade(existing, existing=True)
-        if time.time() > expires_at:
-            return _error(TransactionExpired("transaction expired before it landed"))
+            return Fill.from_trade(existing, existing=True)
+        if time.time() > order.expires_at:
+            return _rejected(TransactionExpired("transaction expired before it landed"))
         pool = self._pool
         before = pool.snapshot()
         try:
-            quote = pool.swap_exact_in(token_in, amount_in, min_out, now)
+            quote = pool.swap_exact_in(order.token_in, order.amount_in, order.min_out, now)
         except SimError as exc:
-            return _error(exc)
+            return _rejected(exc)
         record = await self._record(
             self.pool_id,
             kind="order",
-            order_id=order_id,
-            leg=leg,
-            token_in=token_in,
+            order_id=order.order_id,
+            leg=order.leg,
+            token_in=order.token_in,
             amount_in=quote.amount_in,
             token_out=quote.token_out,
             amount_out=quote.amount_out,
@@ -211,16 +163,16 @@ class PoolActor:
                 "priceImpactBps": quote.price_impact_bps,
                 "spotPriceBefore": quote.spot_price_before,
                 "executionPrice": quote.execution_price,
-                "txSignature": signature,
+                "txSignature": order.signature,
             },
         )
         if record.existing:
             # Filled elsewhere first (another pool won the unique key): undo ours.
             self._pool = restore_pool(before)
             self._changed()
-            return fill_from_trade(record, existing=True)
+            return Fill.from_trade(record, existing=True)
         self._changed()
-        return fill_from_trade(record, existing=False)
+        return Fill.from_trade(record, existing=False)
 
     async def _record(self, pool_id: str, **trade: Any) -> Any:
         """Write a trade that is already applied in memory, keeping memory equal to PG.
@@ -247,7 +199,7 @@ class PoolActor:
         self._pool = None
         self._loading = None
 
-    async def hold(self, order_id: str, lease_s: float, give_up_at: float | None = None) -> dict[str, Any]:
+    async def hold(self, order_id: str, lease_s: float, give_up_at: float | None = None) -> HeldPool | Rejection:
         """Take this pool for one order until ``release`` (or the lease runs out).
 
         Multi-pool routes hold every pool they touch (in pool-id order, so two
@@ -263,12 +215,12 @@ class PoolActor:
         await self._lock.acquire()
         if give_up_at is not None and time.time() > give_up_at:
             self._lock.release()
-            return _error(LeaseExpired("the pool was free only after the order stopped waiting for it"))
+            return _rejected(LeaseExpired("the pool was free only after the order stopped waiting for it"))
         self._holder = order_id
         self._held_at = time.time()
         loop = asyncio.get_running_loop()
         self._lease = loop.call_later(lease_s, self._release_if, order_id)
-        return {"snapshot": self._pool.snapshot(), "now": self._held_at}
+        return HeldPool(self._pool.snapshot(), self._held_at)
 
     async def release(self, order_id: str) -> bool:
         return self._release_if(order_id)

@@ -17,7 +17,9 @@ from actors.market_maker import MARKET_NAME, MarketMaker
 from actors.pool_actor import PoolActor, pool_actor_name
 from actors.router import ROUTER_NAME, OrderRouter
 from engine.config import build_pools, load_market_config
+from engine.ports import Connector
 from engine.settings import EngineSettings
+from sim.tokens import TokenRegistry
 
 
 @dataclass
@@ -34,18 +36,30 @@ class EngineActors:
         return handles + ([self.market] if self.market is not None else [])
 
 
-def start_actors(settings: EngineSettings, *, start_dispatcher: bool = True) -> EngineActors:
-    """Create every actor (or reuse the live ones) and wait until they are ready."""
+def start_actors(
+    settings: EngineSettings,
+    connector: Connector,
+    tokens: TokenRegistry,
+    *,
+    start_dispatcher: bool = True,
+    detached: bool = False,
+) -> EngineActors:
+    """Create every actor (or reuse the live ones) and wait until they are ready.
+
+    ``detached`` actors outlive the process that created them (the Serve
+    config's app builder returns at once); they end with the Ray cluster.
+    """
     ns = settings.namespace
     conf = settings.for_actors()
     market_config = load_market_config(settings.market_config)
     genesis_pools = build_pools(market_config)
 
     def named(cls: Any, name: str) -> Any:
-        return cls.options(name=name, namespace=ns, get_if_exists=True)
+        lifetime = "detached" if detached else None
+        return cls.options(name=name, namespace=ns, get_if_exists=True, lifetime=lifetime)
 
     pools = {
-        p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(p.pool_id, p.snapshot(), conf)
+        p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(p.pool_id, p.snapshot(), connector, conf)
         for p in genesis_pools
     }
     pool_tokens = {p.pool_id: (p.token_x.symbol, p.token_y.symbol) for p in genesis_pools}
@@ -54,11 +68,11 @@ def start_actors(settings: EngineSettings, *, start_dispatcher: bool = True) -> 
         {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, conf
     )
     executors = [
-        named(OrderExecutor, executor_name(i)).remote(i, router, pools, conf)
+        named(OrderExecutor, executor_name(i)).remote(i, router, pools, tokens, connector, conf)
         for i in range(settings.executors)
     ]
     ray.get([e.ready.remote() for e in executors])
-    dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(executors, conf)
+    dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(executors, connector, conf)
     if start_dispatcher:
         ray.get(dispatcher.start.remote())
     market = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,13 +16,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim.market import ArbitrageParams, Market, MarketParams, NoiseParams
-from sim.pools import CpmmPool, DlmmFeeParams, DlmmPool, Pool
+from sim.pools import Pool, PoolSetup, pool_kind
 from sim.tokens import Token, TokenRegistry
 
 BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 MAX_FEE_BPS = 1_000  # 10 %, the DLMM program's cap too
-CPMM_FEE_DEN = 1_000_000  # Raydium's fee denominator: a fee is a whole number of 0.01 bps
-MAX_BASE_FACTOR = 65_535  # u16 on chain
 
 
 class ConfigError(ValueError):
@@ -51,34 +48,26 @@ class TokenSpec(_Strict):
         return Token(self.symbol, self.mint, self.decimals)
 
 
-class DlmmParamsSpec(_Strict):
-    """Meteora's variable-fee parameters (defaults: the bin-step-20 preset)."""
-
-    filter_period: int = Field(30, ge=0)
-    decay_period: int = Field(600, ge=0)
-    reduction_factor: int = Field(5_000, ge=0, le=10_000)
-    variable_fee_control: int = Field(20_000, ge=0)
-    max_volatility_accumulator: int = Field(350_000, ge=0)
-
-    @model_validator(mode="after")
-    def _periods(self) -> "DlmmParamsSpec":
-        if self.filter_period > self.decay_period:
-            raise ValueError("filter_period must not exceed decay_period")
-        return self
-
-
 class PoolSpec(_Strict):
+    """One pool. Beyond the common fields, a pool takes its kind's own fields
+    (a dlmm pool: bin_step, bins_each_side, liquidity_shape, dlmm), which the
+    kind validates: see ``sim.pools.registry``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
     id: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
-    dex: Literal["raydium", "meteora"]
-    kind: Literal["cpmm", "dlmm"]
+    dex: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+    kind: str
     base: str  # token_x
     quote: str  # token_y
-    fee_bps: float = Field(description="CPMM: the trade fee; DLMM: the base fee")
+    fee_bps: float = Field(description="the trade fee; where the fee varies (dlmm), the base fee")
     tvl_usd: float = Field(gt=0)
-    bin_step: int | None = Field(None, ge=1, le=500)
-    bins_each_side: int | None = Field(None, ge=0, le=1_000)
-    liquidity_shape: Literal["spot", "curve"] = "spot"
-    dlmm: DlmmParamsSpec | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        pool_kind(kind)  # raises, naming the known kinds
+        return kind
 
     @field_validator("fee_bps")
     @classmethod
@@ -93,57 +82,16 @@ class PoolSpec(_Strict):
     def _shape(self) -> "PoolSpec":
         if self.base == self.quote:
             raise ValueError(f"pool {self.id}: base and quote are both {self.base}")
-        if self.kind == "dlmm":
-            if self.bin_step is None:
-                raise ValueError(f"pool {self.id}: a dlmm pool needs bin_step")
-            if self.bins_each_side is None:
-                raise ValueError(f"pool {self.id}: a dlmm pool needs bins_each_side")
-            self._base_factor()  # raises when the fee cannot be expressed
-        else:
-            extra = [
-                name
-                for name in ("bin_step", "bins_each_side", "dlmm")
-                if getattr(self, name) is not None
-            ]
-            if extra:
-                raise ValueError(f"pool {self.id}: {', '.join(extra)} only apply to dlmm pools")
+        try:
+            pool_kind(self.kind).configure(self.fee_bps, self.kind_fields)
+        except ValueError as exc:
+            raise ValueError(f"pool {self.id}: {exc}") from exc
         return self
 
-    def _base_factor(self) -> tuple[int, int]:
-        """(base_factor, base_fee_power_factor) with base fee = fee_bps.
-
-        Meteora: base fee rate = base_factor * bin_step * 10 * 10^power / 1e9,
-        i.e. fee_bps = base_factor * 10^power * bin_step / 10000, and
-        base_factor is a u16.
-        """
-        assert self.bin_step is not None
-        exact = Fraction(str(self.fee_bps)) * 10_000 / self.bin_step
-        if exact.denominator != 1:
-            raise ValueError(
-                f"pool {self.id}: Meteora's base fee is base_factor * bin_step / 10000 bps, so "
-                f"fee_bps * 10000 / bin_step must be a whole number "
-                f"({self.fee_bps} * 10000 / {self.bin_step} is not)"
-            )
-        factor, power = int(exact), 0
-        while factor > MAX_BASE_FACTOR and factor % 10 == 0:
-            factor //= 10
-            power += 1
-        if factor > MAX_BASE_FACTOR:
-            raise ValueError(
-                f"pool {self.id}: fee_bps {self.fee_bps} with bin_step {self.bin_step} needs "
-                f"base_factor {int(exact)}, above the on-chain maximum {MAX_BASE_FACTOR}"
-            )
-        return factor, power
-
-    def dlmm_fee_params(self) -> DlmmFeeParams:
-        """The DLMM fee parameters, with a base fee equal to ``fee_bps``."""
-        factor, power = self._base_factor()
-        extra = self.dlmm or DlmmParamsSpec()
-        return DlmmFeeParams(
-            base_factor=factor,
-            base_fee_power_factor=power,
-            **extra.model_dump(),
-        )
+    @property
+    def kind_fields(self) -> dict[str, Any]:
+        """The fields of this pool's kind, as written (null counts as not given)."""
+        return {name: value for name, value in (self.model_extra or {}).items() if value is not None}
 
 
 class ArbitrageSpec(_Strict):
@@ -170,8 +118,8 @@ class NoiseSpec(_Strict):
 
 
 class MarketSpec(_Strict):
-    seed: int = 7
-    tick_s: float = Field(1.0, gt=0)
+    """How prices move. How often the market steps and from which seed are the engine's settings."""
+
     reference_prices_usd: dict[str, float]
     volatility: dict[str, float] = Field(default_factory=dict)
     volatility_unit: Literal["annual", "per_second"] = "annual"
@@ -192,14 +140,14 @@ class MarketSpec(_Strict):
                     raise ValueError(f"{name} of {symbol} must be >= 0, got {value}")
         return self
 
-    def to_params(self, seed: int | None = None) -> MarketParams:
+    def to_params(self, *, seed: int, tick_s: float) -> MarketParams:
         return MarketParams(
             reference_prices_usd=dict(self.reference_prices_usd),
             volatility=dict(self.volatility),
             volatility_unit=self.volatility_unit,
             mean_reversion=dict(self.mean_reversion),
-            tick_s=self.tick_s,
-            seed=self.seed if seed is None else seed,
+            tick_s=tick_s,
+            seed=seed,
             arbitrage=ArbitrageParams(**self.arbitrage.model_dump()),
             noise=NoiseParams(**self.noise.model_dump()),
         )
@@ -245,12 +193,6 @@ class MarketConfig(_Strict):
     def registry(self) -> TokenRegistry:
         return TokenRegistry([t.to_token() for t in self.tokens])
 
-    def pool(self, pool_id: str) -> PoolSpec:
-        for spec in self.pools:
-            if spec.id == pool_id:
-                return spec
-        raise KeyError(pool_id)
-
 
 def load_market_config(path: str | Path) -> MarketConfig:
     """Read and validate a market YAML file. Raises :class:`ConfigError`."""
@@ -278,35 +220,18 @@ def parse_market_config(raw: dict[str, Any], source: str = "market config") -> M
 
 
 def build_pool(spec: PoolSpec, registry: TokenRegistry, prices_usd: dict[str, float]) -> Pool:
-    """One pool at the reference cross price, holding ``tvl_usd``: half on each side."""
+    """One pool at the reference cross price, holding ``tvl_usd`` (its kind lays it out)."""
     base, quote = registry[spec.base], registry[spec.quote]
-    price = prices_usd[spec.base] / prices_usd[spec.quote]  # human quote per base
-    tvl_in_quote = spec.tvl_usd / prices_usd[spec.quote] * quote.one
-    if spec.kind == "cpmm":
-        fee_num = round(Decimal(str(spec.fee_bps)) * CPMM_FEE_DEN / 10_000)
-        return CpmmPool.at_price(
-            spec.id,
-            base,
-            quote,
-            price=price,
-            value_y=int(tvl_in_quote / 2),
-            fee_num=int(fee_num),
-            fee_den=CPMM_FEE_DEN,
-            dex=spec.dex,
-        )
-    assert spec.bin_step is not None and spec.bins_each_side is not None
-    return DlmmPool.with_liquidity(
-        spec.id,
-        base,
-        quote,
-        price=price,
-        value_y=int(tvl_in_quote),  # the whole book, valued in quote units
-        bin_step=spec.bin_step,
-        bins_each_side=spec.bins_each_side,
-        params=spec.dlmm_fee_params(),
+    setup = PoolSetup(
+        pool_id=spec.id,
         dex=spec.dex,
-        shape=spec.liquidity_shape,
+        token_x=base,
+        token_y=quote,
+        price=prices_usd[spec.base] / prices_usd[spec.quote],  # human quote per base
+        tvl_y=spec.tvl_usd / prices_usd[spec.quote] * quote.one,
+        fee_bps=spec.fee_bps,
     )
+    return pool_kind(spec.kind).build_from(setup, spec.kind_fields)
 
 
 def build_pools(config: MarketConfig) -> list[Pool]:
@@ -316,15 +241,14 @@ def build_pools(config: MarketConfig) -> list[Pool]:
     return [build_pool(spec, registry, prices) for spec in config.pools]
 
 
-def build_market(config: MarketConfig, pools: list[Pool], seed: int | None = None) -> Market:
-    """The market process over ``pools`` (seed: the config's unless given)."""
-    return Market(pools, config.market.to_params(seed))
+def build_market(config: MarketConfig, pools: list[Pool], *, seed: int, tick_s: float) -> Market:
+    """The market process over ``pools``, stepping every ``tick_s`` from ``seed``."""
+    return Market(pools, config.market.to_params(seed=seed, tick_s=tick_s))
 
 
 __all__ = [
     "ArbitrageSpec",
     "ConfigError",
-    "DlmmParamsSpec",
     "MarketConfig",
     "MarketSpec",
     "NoiseSpec",

@@ -21,14 +21,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from actors.system import EngineActors
+    from engine.settings import EngineSettings
 
 PAIRS = [("SOL", "USDC", "1.5"), ("USDC", "SOL", "200"), ("JUP", "USDC", "100"), ("USDC", "USDT", "500")]
+WARM_UP_ORDERS = 20  # connections, imports, caches
+CLIENTS = 10
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -36,10 +45,56 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+# --------------------------------------------------------------------------- the engine
+
+
+@dataclass
+class CoreEngine:
+    """PostgreSQL, Redis, Ray and the actors (no Serve), owned by this process."""
+
+    settings: EngineSettings  # with the servers' URLs
+    actors: EngineActors
+    exit_stack: contextlib.ExitStack
+
+
+def core_settings(data_dir: Path, executors: int) -> EngineSettings:
+    """Every simulated latency zero, the rate limit off, the market still."""
+    from engine.settings import EngineSettings, LatencySettings
+
+    return EngineSettings(
+        data_dir=data_dir,
+        database_url=None,
+        redis_url=None,
+        latency=LatencySettings.zero(),
+        rate_limit_per_minute=0,
+        market_enabled=False,
+        executors=executors,
+        dashboard=False,
+        namespace="dexengine-bench",
+    )
+
+
+def start_engine(settings: EngineSettings) -> CoreEngine:
+    """The engine from the composition root, without the API: servers -> schema -> Ray -> actors."""
+    from runtime.root import running_engine
+
+    stack = contextlib.ExitStack()
+    running = stack.enter_context(running_engine(settings, api=False, dashboard=False))
+    return CoreEngine(running.settings, running.actors, stack)
+
+
+def stop_engine(engine: CoreEngine) -> None:
+    """The actors, then Ray, then Redis and PostgreSQL."""
+    engine.exit_stack.close()
+
+
+# --------------------------------------------------------------------------- the client
+
+
 class Feed:
     """Final events of every order, from the same pub/sub the WebSockets read."""
 
-    def __init__(self, bus) -> None:
+    def __init__(self, bus: Any) -> None:
         self._bus = bus
         self._waiters: dict[str, asyncio.Future] = {}
         self._task: asyncio.Task | None = None
@@ -66,78 +121,104 @@ class Feed:
             self._task.cancel()
 
 
-async def bench(settings, orders: int) -> dict[str, float]:
-    from sim.tokens import TokenRegistry, to_base_units
-    from storage.db import open_pool
-    from storage.events import EventBus
-    from storage.orders import NewOrder, OrderStore
-    from storage.queue import OrderQueue
-    from storage.redis_client import open_redis
+class OrderDesk:
+    """Accepts orders the way the API does (stored, published, queued) and times them to the end."""
 
-    tokens = TokenRegistry()
-    db = await open_pool(settings.database_url, min_size=2, max_size=8)
-    redis = open_redis(settings.redis_url)
-    store, queue, bus = OrderStore(db), OrderQueue(redis), EventBus(redis)
-    feed = Feed(EventBus(open_redis(settings.redis_url, socket_timeout=3600)))
-    await feed.start()
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
 
-    async def accept(i: int) -> tuple[str, float]:
+    async def open(self) -> None:
+        from sim.tokens import TokenRegistry
+        from storage.db import open_pool
+        from storage.events import EventBus
+        from storage.orders import OrderStore
+        from storage.queue import OrderQueue
+        from storage.redis_client import open_redis
+
+        self.tokens = TokenRegistry()
+        self.db = await open_pool(self.settings.database_url, min_size=2, max_size=8)
+        self.redis = open_redis(self.settings.redis_url)
+        self.store, self.queue, self.bus = OrderStore(self.db), OrderQueue(self.redis), EventBus(self.redis)
+        self.feed = Feed(EventBus(open_redis(self.settings.redis_url, socket_timeout=3600)))
+        await self.feed.start()
+
+    async def close(self) -> None:
+        self.feed.stop()
+        await self.redis.aclose()
+        await self.db.close()
+
+    async def accept(self, i: int) -> tuple[str, float]:
+        from sim.tokens import to_base_units
+        from engine.intake import accept_order
+        from engine.records import NewOrder
+
         token_in, token_out, amount = PAIRS[i % len(PAIRS)]
-        t_in, t_out = tokens[token_in], tokens[token_out]
+        t_in, t_out = self.tokens[token_in], self.tokens[token_out]
         started = time.perf_counter()
-        record, event = await store.create_order(
+        record, _ = await accept_order(
+            self.store, self.bus, self.queue,
             NewOrder(
                 token_in=t_in.symbol, token_out=t_out.symbol, mint_in=t_in.mint, mint_out=t_out.mint,
                 amount_in=to_base_units(Decimal(amount), t_in), amount_in_decimal=amount, slippage_bps=200,
             ),
-            idempotency_key=None, request_hash=None, client_id="bench",
+            client_id="bench",
         )  # fmt: skip
-        feed.expect(record.id)
-        await bus.publish(event)
-        await queue.enqueue(record.id)
+        self.feed.expect(record.id)
         return record.id, started
 
-    solo_ids: list[str] = []
-
-    async def one(i: int, keep: list[str] | None = None) -> float:
-        order_id, started = await accept(i)
-        done, _status = await asyncio.wait_for(feed.expect(order_id), 60)
+    async def one(self, i: int, keep: list[str] | None = None) -> float:
+        """One order, accept -> final event, in seconds."""
+        order_id, started = await self.accept(i)
+        done, _status = await asyncio.wait_for(self.feed.expect(order_id), 60)
         if keep is not None:
             keep.append(order_id)
         return done - started
 
-    async def stages(ids: list[str]) -> dict[str, float]:
+    async def stages(self, ids: list[str]) -> dict[str, float]:
         """Median time to reach each status from the one before (PG commit times)."""
         gaps: dict[str, list[float]] = {}
         for order_id in ids:
-            events = await store.history(order_id)
+            events = await self.store.history(order_id)
             for a, b in zip(events, events[1:]):
                 gaps.setdefault(f"{a.status}->{b.status}", []).append((b.timestamp - a.timestamp).total_seconds())
         return {k: statistics.median(v) * 1000 for k, v in gaps.items()}
 
-    try:
-        for i in range(20):  # warm-up: connections, imports, JIT-free but cache-warm
-            await one(i)
-        # 1. saturation
-        t0 = time.perf_counter()
-        accepted = [await accept(i) for i in range(orders)]
-        results = await asyncio.gather(*(asyncio.wait_for(feed.expect(o), 300) for o, _ in accepted))
-        t_end = max(done for done, _ in results)
-        confirmed = sum(status == "confirmed" for _, status in results)
-        throughput = orders / (t_end - t0)
-        # 2. overhead, one at a time
-        solo = [await one(i, solo_ids) for i in range(max(50, orders // 4))]
-        solo_stages = await stages(solo_ids)
-        # 3. ten clients in closed loop
-        async def client(k: int, n: int) -> list[float]:
-            return [await one(k * 1000 + j) for j in range(n)]
 
-        per_client = max(10, orders // 20)
-        busy = [x for xs in await asyncio.gather(*(client(k, per_client) for k in range(10))) for x in xs]
+# --------------------------------------------------------------------------- the measurements
+
+
+async def saturation(desk: OrderDesk, orders: int) -> tuple[float, int]:
+    """Orders per second from the first accept of a burst to its last final event; confirmed."""
+    t0 = time.perf_counter()
+    accepted = [await desk.accept(i) for i in range(orders)]
+    results = await asyncio.gather(*(asyncio.wait_for(desk.feed.expect(o), 300) for o, _ in accepted))
+    t_end = max(done for done, _ in results)
+    confirmed = sum(status == "confirmed" for _, status in results)
+    return orders / (t_end - t0), confirmed
+
+
+async def busy_clients(desk: OrderDesk, per_client: int) -> list[float]:
+    """``CLIENTS`` closed loops at once: each order's accept -> final event."""
+
+    async def client(k: int, n: int) -> list[float]:
+        return [await desk.one(k * 1000 + j) for j in range(n)]
+
+    return [x for xs in await asyncio.gather(*(client(k, per_client) for k in range(CLIENTS))) for x in xs]
+
+
+async def bench(settings: EngineSettings, orders: int) -> dict[str, Any]:
+    desk = OrderDesk(settings)
+    await desk.open()
+    solo_ids: list[str] = []
+    try:
+        for i in range(WARM_UP_ORDERS):
+            await desk.one(i)
+        throughput, confirmed = await saturation(desk, orders)
+        solo = [await desk.one(i, solo_ids) for i in range(max(50, orders // 4))]
+        solo_stages = await desk.stages(solo_ids)
+        busy = await busy_clients(desk, max(10, orders // 20))
     finally:
-        feed.stop()
-        await redis.aclose()
-        await db.close()
+        await desk.close()
     return {
         "orders": orders,
         "confirmed": confirmed,
@@ -146,46 +227,15 @@ async def bench(settings, orders: int) -> dict[str, float]:
         "solo_p99_ms": percentile(solo, 0.99) * 1000,
         "busy_p50_ms": percentile(busy, 0.50) * 1000,
         "busy_p99_ms": percentile(busy, 0.99) * 1000,
-        "busy_throughput": len(busy) / sum(busy) * 10,
+        "busy_throughput": len(busy) / sum(busy) * CLIENTS,
         "solo_mean_ms": statistics.fmean(solo) * 1000,
         "stages": solo_stages,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=400)
-    parser.add_argument("--executors", type=int, default=10)
-    args = parser.parse_args()
-
-    import ray
-
-    from actors.system import start_actors, stop_actors
-    from engine.runtime import init_ray, servers
-    from engine.settings import EngineSettings, LatencySettings
-
-    with tempfile.TemporaryDirectory(prefix="dexengine-bench-") as tmp:
-        base = EngineSettings(
-            data_dir=Path(tmp),
-            database_url=None,
-            redis_url=None,
-            latency=LatencySettings.zero(),
-            rate_limit_per_minute=0,
-            market_enabled=False,
-            executors=args.executors,
-            dashboard=False,
-            namespace="dexengine-bench",
-        )
-        with servers(base) as settings:
-            init_ray(settings, dashboard=False)
-            actors = start_actors(settings)
-            try:
-                figures = asyncio.run(bench(settings, args.orders))
-            finally:
-                stop_actors(actors)
-                ray.shutdown()
+def print_figures(figures: dict[str, Any], executors: int) -> None:
     cores = os.cpu_count()
-    print(f"engine core benchmark ({cores} cores, client on the same machine), {args.executors} executors,")
+    print(f"engine core benchmark ({cores} cores, client on the same machine), {executors} executors,")
     print("latencies zero, rate limit off, market still; accepted as the API does, final event from Redis")
     print(f"  saturation: {figures['orders']} orders queued at once -> {figures['throughput']:.1f} orders/s "
           f"({figures['confirmed']} confirmed)")
@@ -194,6 +244,21 @@ def main() -> None:
         f"{k} {v:.1f}" for k, v in figures["stages"].items()))
     print(f"  10 clients in closed loop: p50 {figures['busy_p50_ms']:.1f} ms, p99 {figures['busy_p99_ms']:.1f} ms, "
           f"~{figures['busy_throughput']:.1f} orders/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=400)
+    parser.add_argument("--executors", type=int, default=10)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="dexengine-bench-") as tmp:
+        engine = start_engine(core_settings(Path(tmp), args.executors))
+        try:
+            figures = asyncio.run(bench(engine.settings, args.orders))
+        finally:
+            stop_engine(engine)
+    print_figures(figures, args.executors)
 
 
 if __name__ == "__main__":

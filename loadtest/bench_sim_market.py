@@ -40,7 +40,7 @@ def _rate(fn: Callable[[int], Any], seconds: float) -> tuple[float, int]:
 def run(config_path: Path, ticks: int, seconds: float) -> dict[str, Any]:
     config = load_market_config(config_path)
     pools = build_pools(config)
-    market = build_market(config, pools)
+    market = build_market(config, pools, seed=7, tick_s=1.0)
 
     trades = 0
     started = time.perf_counter()

@@ -29,8 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -69,6 +70,28 @@ PROFILES: dict[str, dict[str, str]] = {
     # no per-client API limits
     "zero": {**ZERO_LATENCY, "RATE_LIMIT_PER_MINUTE": "0", "MARKET_ENABLED": "false", **NO_CLIENT_LIMITS},
 }
+
+
+def untraced(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without coverage's hooks: a coverage run (./run test) would otherwise trace
+    every process a load run starts, and a load run measures speed, not coverage."""
+    for key in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):
+        env.pop(key, None)
+    return env
+
+
+def spawn_engine(env: dict[str, str], out: IO[bytes] | int) -> subprocess.Popen[bytes]:
+    """The one place a load run brings an engine up: ``dexengine up`` as a child, which
+    starts its PostgreSQL and Redis, the schema, Ray, the actors and Serve."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # our Ctrl-C reaches it only through stop()
+    )
 
 
 def free_port() -> int:
@@ -128,10 +151,7 @@ class EngineProcess:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        # a coverage run (./run test) would otherwise trace every Ray worker: a
-        # load run measures speed, not coverage
-        for key in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):
-            env.pop(key, None)
+        untraced(env)
         for key, value in self.settings.items():
             if key in ("DATABASE_URL", "REDIS_URL", "RAY_ADDRESS"):
                 env[key] = value
@@ -149,15 +169,7 @@ class EngineProcess:
         else:
             out = subprocess.DEVNULL
         began = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "up"],
-            cwd=ROOT,
-            env=self.environment(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # our Ctrl-C reaches it only through stop()
-        )
+        self.proc = spawn_engine(self.environment(), out)
         try:
             while not healthy(self.url):
                 if self.proc.poll() is not None:
@@ -253,13 +265,3 @@ class EngineProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def engine(settings: Mapping[str, str] | None = None, **kwargs: object) -> Iterator[EngineProcess]:
-    proc = EngineProcess(settings, **kwargs)  # type: ignore[arg-type]
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.engine_process import PROFILES, EngineProcess, healthy
+from loadtest.engine_process import PROFILES, EngineProcess, healthy, untraced
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -239,9 +239,7 @@ def run_locust(
     stop_timeout: float,
     extra: list[str],
 ) -> int:
-    env = {**os.environ, **scenario.env}
-    for key in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):  # not traced: it measures speed
-        env.pop(key, None)
+    env = untraced({**os.environ, **scenario.env})
     if scenario.env.get("LOADTEST_SHAPE") == "step":
         env["LOADTEST_MAX_USERS"] = str(users)
         env["LOADTEST_DURATION_S"] = str(duration)

@@ -3,7 +3,8 @@
 One replica by default, ``num_cpus=0`` (it waits on I/O), with
 ``max_ongoing_requests`` sized for the WebSockets it holds: every open socket
 occupies a slot for its whole life. The app is built inside the replica
-(ingress from a builder), so nothing heavy is pickled.
+(ingress from a builder) from the services factory the composition root
+hands in, which carries only plain data.
 """
 
 from __future__ import annotations
@@ -13,21 +14,20 @@ from typing import Any
 from ray import serve
 
 from engine.settings import EngineSettings
+from serve.services import ServicesFactory
 
 APP_NAME = "dexengine"
 DEPLOYMENT_NAME = "api"
 MAX_ONGOING_REQUESTS = 2000
 
 
-def build_application(settings: dict[str, Any] | None = None, *, replicas: int = 1) -> Any:
-    """The bound Serve application; ``settings`` None means: from the environment."""
-    conf = settings
+def build_application(services: ServicesFactory, *, replicas: int = 1) -> Any:
+    """The bound Serve application on ``services`` (called in each replica at startup)."""
 
     def build_app() -> Any:
         from serve.app import create_app
-        from serve.services import ServicesFromSettings
 
-        return create_app(ServicesFromSettings(conf))
+        return create_app(services)
 
     @serve.deployment(
         name=DEPLOYMENT_NAME,
@@ -43,32 +43,7 @@ def build_application(settings: dict[str, Any] | None = None, *, replicas: int =
     return Api.bind()
 
 
-def run_serve(settings: EngineSettings, *, blocking: bool = False) -> None:
-    """Start Serve's proxy on 127.0.0.1 and deploy the API (idempotent)."""
+def run_serve(settings: EngineSettings, services: ServicesFactory, *, blocking: bool = False) -> None:
+    """Start Serve's proxy on the configured address and deploy the API (idempotent)."""
     serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
-    serve.run(
-        build_application(settings.for_actors()),
-        name=APP_NAME,
-        route_prefix="/",
-        blocking=blocking,
-    )
-
-
-def app_builder(args: dict[str, Any]) -> Any:
-    """For ``serve run configs/serve.yaml``: start what is missing, then the API.
-
-    PostgreSQL and Redis come from DATABASE_URL / REDIS_URL when set, else
-    they are started beside this process; the engine's actors are created on
-    the Ray cluster ``serve run`` connected to.
-    """
-    import atexit
-    import contextlib
-
-    from actors.system import start_actors
-    from engine.runtime import servers
-
-    stack = contextlib.ExitStack()
-    resolved = stack.enter_context(servers(EngineSettings(**args)))
-    atexit.register(stack.close)
-    start_actors(resolved)
-    return build_application(resolved.for_actors())
+    serve.run(build_application(services), name=APP_NAME, route_prefix="/", blocking=blocking)

@@ -17,9 +17,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import EngineUnavailable
+from serve.camel import CamelModel
 
 log = logging.getLogger("serve.errors")
 
@@ -46,10 +48,6 @@ class ApiError(Exception):
         return error_body(self.code, self.message, self.details)
 
 
-class EngineUnavailable(Exception):
-    """The engine's actors (Ray) could not be reached or did not answer in time."""
-
-
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
@@ -63,9 +61,7 @@ def error_response(
 # --------------------------------------------------------------------------- OpenAPI models
 
 
-class ErrorInfo(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class ErrorInfo(CamelModel):
     code: str = Field(description="Stable, machine-readable error code.", examples=["UNKNOWN_TOKEN"])
     message: str = Field(description="What is wrong, for humans.", examples=["tokenIn: unknown token 'DOGE'"])
     details: Any = Field(None, description="Structured context: the fields at fault, limits, ids.")

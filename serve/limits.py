@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.ports import RateWindows, StartLimiter
 from serve.errors import ApiError, error_body
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
@@ -125,7 +126,7 @@ class ClientLimits:
 
     def __init__(
         self,
-        redis: Any,
+        windows: RateWindows | None,
         *,
         orders_per_window: int,
         reads_per_window: int,
@@ -133,12 +134,10 @@ class ClientLimits:
         ws_per_client: int,
         timeout_s: float = 1.0,
     ) -> None:
-        from storage.ratelimit import SlidingWindowLimiter
-
-        def limiter(limit: int, kind: str) -> SlidingWindowLimiter | None:
-            if limit <= 0 or redis is None:
+        def limiter(limit: int, kind: str) -> StartLimiter | None:
+            if limit <= 0 or windows is None:
                 return None
-            return SlidingWindowLimiter(redis, limit=limit, window_s=window_s, prefix=f"ratelimit:api:{kind}")
+            return windows.window(limit=limit, window_s=window_s, prefix=f"ratelimit:api:{kind}")
 
         self.window_s = window_s
         self.limits = {"orders": orders_per_window, "reads": reads_per_window}
@@ -184,6 +183,3 @@ class ClientLimits:
             self._sockets[client] = held
         else:
             self._sockets.pop(client, None)
-
-    def sockets(self, client: str) -> int:
-        return self._sockets.get(client, 0)

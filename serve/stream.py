@@ -19,18 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from sim.orders import FINAL_STATUSES, OrderStatus
+from sim.orders import FINAL_STATUSES
 
 log = logging.getLogger("serve.stream")
 
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
-CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
@@ -102,7 +101,7 @@ async def order_events(
     max_poll_s: float = 15.0,
     resubscribe_s: float = 10.0,
     subscribe_timeout_s: float = 5.0,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Every event of the order after ``after_seq``, in seq order, once each, ending after the final one.
 
     With a live subscription PostgreSQL is re-read after ``poll_s`` of
@@ -118,8 +117,8 @@ async def order_events(
     retry_at = loop.time() + resubscribe_s
     try:
         # replay
-        for event in await store.history(order_id, after_seq=last):
-            data = event.to_json()
+        for stored in await store.history(order_id, after_seq=last):
+            data = stored.to_json()
             last = data["seq"]
             yield data
             if data["status"] in _FINAL:
@@ -234,7 +233,3 @@ async def reject(ws: WebSocket, code: int, reason: str, error: dict[str, Any] | 
         with contextlib.suppress(Exception):
             await ws.send_json({"type": "error", **error})
     await _close(ws, code, reason)
-
-
-def is_final(status: str | OrderStatus) -> bool:
-    return str(status) in _FINAL

@@ -135,20 +135,18 @@ def decide_route(
 
 
 def pool_summary(pool: Pool) -> dict[str, Any]:
-    """What a client sees of a pool: DEX, pair, fee, spot price, reserves, bins."""
+    """What a client sees of a pool: DEX, kind, pair, fee, spot price, reserves, and
+    what its kind adds (a DLMM pool: its active bin and bin count)."""
     base, quote = pool.token_x, pool.token_y
     summary: dict[str, Any] = {
         "poolId": pool.pool_id,
         "dex": pool.dex,
-        "kind": pool.snapshot()["type"],
+        "kind": pool.kind,
         "base": base.symbol,
         "quote": quote.symbol,
         "feeBps": pool.fee_bps,
         "spotPrice": pool.spot_price(base.symbol),
         "reserves": {k: str(v) for k, v in pool.reserves().items()},
     }
-    bins = getattr(pool, "bins_summary", None)
-    if bins is not None:
-        summary["activeBin"] = getattr(pool, "active_id", None)
-        summary["bins"] = len(bins())
+    summary.update(pool.extra_summary())
     return summary

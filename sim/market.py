@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -109,7 +109,9 @@ class MarketParams:
                 if not (math.isfinite(value) and value >= 0):
                     raise ValueError(f"{name} of {symbol} must be >= 0, got {value}")
         if self.volatility_unit not in ("annual", "per_second"):
-            raise ValueError(f"volatility_unit must be 'annual' or 'per_second', got {self.volatility_unit!r}")
+            raise ValueError(
+                f"volatility_unit must be 'annual' or 'per_second', got {self.volatility_unit!r}"
+            )
         if not self.tick_s > 0:
             raise ValueError("tick_s must be > 0")
 
@@ -132,9 +134,6 @@ class Flow:
     amount_in: int
     now: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 @dataclass(frozen=True, slots=True)
 class MarketTrade:
@@ -149,14 +148,6 @@ class MarketTrade:
     fee: int
     now: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-def _fee_bps(pool: Pool, now: float) -> float:
-    at = getattr(pool, "fee_bps_at", None)  # DLMM: the variable fee decays with time
-    return float(at(now)) if callable(at) else float(pool.fee_bps)
-
 
 def arbitrage_trade(
     pool: Pool, reference_price: float, now: float = 0.0
@@ -170,7 +161,7 @@ def arbitrage_trade(
     not cross the band's edge, found by bisection on exact quotes - or None
     when the pool is inside the band.
     """
-    keep = 1.0 - _fee_bps(pool, now) / 10_000
+    keep = 1.0 - pool.fee_bps_at(now) / 10_000
     x, y = pool.token_x.symbol, pool.token_y.symbol
     spot_x = pool.spot_price(x)
     if spot_x * keep > reference_price:
@@ -239,19 +230,9 @@ class Market:
         """USD per whole token now."""
         return math.exp(self._log_price[symbol])
 
-    @property
-    def reference_prices(self) -> dict[str, float]:
-        return {s: self.reference_price(s) for s in self._symbols}
-
-    def reference_cross(self, pool: Pool | str) -> float:
+    def reference_cross(self, pool: Pool) -> float:
         """Fair price of the pool's token_x in token_y, human units."""
-        p = self.pools[pool] if isinstance(pool, str) else pool
-        return self.reference_price(p.token_x.symbol) / self.reference_price(p.token_y.symbol)
-
-    def gap_bps(self, pool: Pool | str) -> float:
-        """How far the pool's spot price of x is above (+) or below (-) the reference."""
-        p = self.pools[pool] if isinstance(pool, str) else pool
-        return (p.spot_price(p.token_x.symbol) / self.reference_cross(p) - 1.0) * 10_000
+        return self.reference_price(pool.token_x.symbol) / self.reference_price(pool.token_y.symbol)
 
     # -- moving --------------------------------------------------------------------
 
@@ -371,34 +352,6 @@ class Market:
                 )
             )
         return trades
-
-    def run(self, ticks: int, dt: float | None = None) -> list[MarketTrade]:
-        trades: list[MarketTrade] = []
-        for _ in range(ticks):
-            trades.extend(self.tick(dt))
-        return trades
-
-    # -- persistence -------------------------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        """JSON-serialisable clock, prices and generator state (not the pools)."""
-        return {
-            "seed": self.seed,
-            "now": self._now,
-            "ticks": self.ticks,
-            "log_prices": dict(self._log_price),
-            "rng": self._rng.bit_generator.state,
-        }
-
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Resume from :meth:`state`: the path then continues exactly as it would have."""
-        if set(state["log_prices"]) != set(self._symbols):
-            raise ValueError("state is for a different set of tokens")
-        self.seed = state["seed"]
-        self._now = float(state["now"])
-        self.ticks = int(state["ticks"])
-        self._log_price = {s: float(v) for s, v in state["log_prices"].items()}
-        self._rng.bit_generator.state = state["rng"]
 
 
 __all__ = [

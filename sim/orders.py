@@ -51,11 +51,6 @@ def can_transition(current: OrderStatus, target: OrderStatus) -> bool:
     return target in _ALLOWED[current]
 
 
-def check_transition(current: OrderStatus, target: OrderStatus) -> None:
-    if not can_transition(current, target):
-        raise InvalidTransition(current, target)
-
-
 def predecessors(target: OrderStatus) -> frozenset[OrderStatus]:
     """Every status an order may be in just before ``target``."""
     return frozenset(s for s, nexts in _ALLOWED.items() if target in nexts)

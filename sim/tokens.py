@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -65,11 +66,9 @@ class TokenRegistry:
     def __contains__(self, ref: object) -> bool:
         return isinstance(ref, str) and (ref in self._by_mint or ref.upper() in self._by_symbol)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Token]:
         return iter(self._by_symbol.values())
 
-    def __len__(self) -> int:
-        return len(self._by_symbol)
 
 
 def to_base_units(amount: Decimal | str | int, token: Token) -> int:
@@ -92,7 +91,11 @@ def from_base_units(units: int, token: Token) -> Decimal:
     return Decimal(units).scaleb(-token.decimals)
 
 
-def format_units(units: int, token: Token) -> str:
-    """Base units as a plain decimal string in token units: "1.5", never "1.50" or "1.5E+0"."""
-    value = from_base_units(units, token)
+def format_decimal(value: Decimal) -> str:
+    """A plain decimal string: "1.5", never "1.50" or "1.5E+0"; zero is "0"."""
     return format(value.normalize(), "f") if value else "0"
+
+
+def format_units(units: int, token: Token) -> str:
+    """Base units as a plain decimal string in token units (see :func:`format_decimal`)."""
+    return format_decimal(from_base_units(units, token))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from psycopg.types.json import Jsonb
+
+from engine.records import iso
 
 
 def json_default(value: Any) -> Any:
@@ -34,21 +36,8 @@ def jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=dumps)
 
 
-def utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-def iso(value: datetime) -> str:
-    """ISO-8601 in UTC with microseconds and a ``Z``: ``2025-01-02T03:04:05.123456Z``."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def to_int(value: Decimal | int | None) -> int | None:
     return None if value is None else int(value)
-
-
-def decimal_text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
 
 
 def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:

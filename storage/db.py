@@ -1,14 +1,9 @@
-"""The PostgreSQL connection pool, and a small ``Database`` bundle of the stores."""
+"""The PostgreSQL connection pool every store runs on."""
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from psycopg_pool import AsyncConnectionPool
 
-from storage.orders import OrderStore
-from storage.schema import apply_schema
-from storage.trades import PoolTradeStore
 
 
 async def open_pool(
@@ -41,41 +36,3 @@ async def open_pool(
         await pool.close()
         raise
     return pool
-
-
-class Database:
-    """The pool plus the stores on it: ``async with await Database.connect(url) as db``."""
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-        self.orders = OrderStore(pool)
-        self.trades = PoolTradeStore(pool)
-
-    @classmethod
-    async def connect(
-        cls, url: str, *, min_size: int = 1, max_size: int = 4, migrate: bool = True
-    ) -> Database:
-        pool = await open_pool(url, min_size=min_size, max_size=max_size)
-        if migrate:
-            try:
-                await apply_schema(pool)
-            except BaseException:
-                await pool.close()
-                raise
-        return cls(pool)
-
-    async def ping(self) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT 1")
-            return (await cur.fetchone()) == (1,)
-
-    async def close(self) -> None:
-        await self.pool.close()
-
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()

@@ -20,7 +20,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from storage._codec import dumps
-from storage.orders import StatusEvent
+from engine.records import StatusEvent
 
 ALL_CHANNEL = "orders:all"
 

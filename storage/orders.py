@@ -13,7 +13,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -22,151 +22,20 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from sim.orders import FINAL_STATUSES, InvalidTransition, OrderStatus, can_transition, predecessors
-from storage._codec import decimal_text, iso, jsonb, parse_uuid, to_int, utc
-from storage.errors import (
+from sim.orders import InvalidTransition, OrderStatus, can_transition, predecessors
+from engine.records import NewOrder, OrderRecord, StatusEvent, utc
+from storage._codec import jsonb, parse_uuid, to_int
+from engine.errors import (
     DuplicateOrderId,
     IdempotencyConflict,
     InvalidCursor,
     OrderNotFound,
     StaleTransition,
 )
-from storage.trades import PoolTradeStore, TradeRecord
+from engine.records import TradeRecord
+from storage.trades import PoolTradeStore
 
-ORDER_TYPES = frozenset({"market", "limit", "sniper"})
 MAX_PAGE = 500
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewOrder:
-    """What the API accepted; ``order_id`` is made by the store when None."""
-
-    token_in: str
-    token_out: str
-    mint_in: str
-    mint_out: str
-    amount_in: int
-    amount_in_decimal: str
-    slippage_bps: int
-    type: str = "market"
-    order_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in ORDER_TYPES:
-            raise ValueError(f"unknown order type {self.type!r}")
-        if isinstance(self.amount_in, bool) or not isinstance(self.amount_in, int) or self.amount_in <= 0:
-            raise ValueError("amount_in must be a positive integer of base units")
-        if isinstance(self.slippage_bps, bool) or not isinstance(self.slippage_bps, int):
-            raise ValueError("slippage_bps must be an integer")
-        if not 0 <= self.slippage_bps <= 10_000:
-            raise ValueError("slippage_bps must be within 0..10000")
-        if self.order_id is not None and parse_uuid(self.order_id) is None:
-            raise ValueError(f"order_id {self.order_id!r} is not a UUID")
-
-
-@dataclass(frozen=True, slots=True)
-class StatusEvent:
-    """One status change of one order (one ``order_status_history`` row)."""
-
-    order_id: str
-    seq: int
-    status: OrderStatus
-    attempt: int
-    details: dict[str, Any]
-    timestamp: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "orderId": self.order_id,
-            "seq": self.seq,
-            "status": str(self.status),
-            "attempt": self.attempt,
-            "timestamp": iso(self.timestamp),
-            "details": self.details,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> StatusEvent:
-        return cls(
-            order_id=str(data["orderId"]),
-            seq=int(data["seq"]),
-            status=OrderStatus(data["status"]),
-            attempt=int(data["attempt"]),
-            details=dict(data.get("details") or {}),
-            timestamp=utc(datetime.fromisoformat(str(data["timestamp"]).replace("Z", "+00:00"))),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRecord:
-    """One ``orders`` row. Amounts are base units (ints); ``amount_in_decimal`` is for display."""
-
-    id: str
-    type: str
-    token_in: str
-    token_out: str
-    mint_in: str
-    mint_out: str
-    amount_in: int
-    amount_in_decimal: str
-    slippage_bps: int
-    status: OrderStatus
-    seq: int
-    attempts: int
-    created_at: datetime
-    updated_at: datetime
-    dex: str | None = None
-    pool_id: str | None = None
-    route: Any = None
-    amount_out: int | None = None
-    executed_price: Decimal | None = None
-    fee: int | None = None
-    price_impact_bps: float | None = None
-    tx_signature: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    idempotency_key: str | None = None
-    request_hash: str | None = field(default=None, repr=False)
-    client_id: str | None = None
-
-    @property
-    def order_id(self) -> str:
-        return self.id
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    def to_json(self) -> dict[str, Any]:
-        """camelCase; base-unit amounts as strings (exact in JavaScript too)."""
-        return {
-            "orderId": self.id,
-            "type": self.type,
-            "tokenIn": self.token_in,
-            "tokenOut": self.token_out,
-            "mintIn": self.mint_in,
-            "mintOut": self.mint_out,
-            "amountIn": str(self.amount_in),
-            "amountInDecimal": self.amount_in_decimal,
-            "slippageBps": self.slippage_bps,
-            "status": str(self.status),
-            "seq": self.seq,
-            "attempts": self.attempts,
-            "dex": self.dex,
-            "poolId": self.pool_id,
-            "route": self.route,
-            "amountOut": None if self.amount_out is None else str(self.amount_out),
-            "executedPrice": decimal_text(self.executed_price),
-            "fee": None if self.fee is None else str(self.fee),
-            "priceImpactBps": self.price_impact_bps,
-            "txSignature": self.tx_signature,
-            "errorCode": self.error_code,
-            "errorMessage": self.error_message,
-            "idempotencyKey": self.idempotency_key,
-            "clientId": self.client_id,
-            "createdAt": iso(self.created_at),
-            "updatedAt": iso(self.updated_at),
-        }
 
 
 # --------------------------------------------------------------------------- #

@@ -152,10 +152,6 @@ class OrderQueue:
             raise acked
         return bool(acked)
 
-    async def schedule_retry(self, order_id: str, due_at: float) -> None:
-        """Put ``order_id`` back in the queue at ``due_at`` (epoch seconds)."""
-        await self._redis.zadd(self.delayed_key, {order_id: due_at})
-
     async def defer(self, msg_id: str, order_id: str, due_at: float) -> None:
         """Atomically: schedule a retry of ``order_id`` and ack its current entry."""
         async with self._redis.pipeline(transaction=True) as pipe:

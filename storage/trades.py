@@ -9,57 +9,20 @@ the same ``(order_id, leg)`` again returns the stored trade (``existing=True``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any, Literal
 
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from storage._codec import iso, jsonb, parse_uuid, utc
+from engine.records import TradeRecord, utc
+from storage._codec import jsonb, parse_uuid
 
 TradeKind = Literal["order", "arbitrage", "noise"]
 TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise"})
 # first key of the two-key pg_advisory_xact_lock taken per pool while numbering a trade
 _POOL_LOCK_CLASS = 0x7472_6164  # "trad"
-
-
-@dataclass(frozen=True, slots=True)
-class TradeRecord:
-    pool_id: str
-    seq: int
-    kind: str
-    order_id: str | None
-    leg: int
-    token_in: str
-    amount_in: int
-    token_out: str
-    amount_out: int
-    fee: int
-    sim_time: float
-    state_after: dict[str, Any]
-    created_at: datetime
-    details: dict[str, Any] = field(default_factory=dict)
-    existing: bool = False  # True when record_trade found this leg already stored
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "poolId": self.pool_id,
-            "seq": self.seq,
-            "kind": self.kind,
-            "orderId": self.order_id,
-            "leg": self.leg,
-            "tokenIn": self.token_in,
-            "amountIn": str(self.amount_in),
-            "tokenOut": self.token_out,
-            "amountOut": str(self.amount_out),
-            "fee": str(self.fee),
-            "simTime": self.sim_time,
-            "stateAfter": self.state_after,
-            "details": self.details,
-            "createdAt": iso(self.created_at),
-        }
 
 
 _TRADE_COLUMNS = sql.SQL(

@@ -27,8 +27,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from localservers import LocalServers, local_servers
 from storage.db import open_pool
-from storage.local import LocalServers, local_servers
 from storage.redis_client import open_redis
 from storage.schema import apply_schema
 

@@ -1,43 +1,47 @@
-"""Simulated DEX pools: Raydium constant product and Meteora DLMM."""
+"""Simulated DEX pools, one module per kind, known by name through the registry."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sim.pools.base import (
+    AmountTooSmall,
     InsufficientLiquidity,
     InvalidSwapAmount,
     Pool,
+    PoolKind,
+    PoolSetup,
     SimError,
     SlippageExceeded,
     SwapQuote,
     UnsupportedToken,
 )
 from sim.pools.cpmm import CpmmPool
-from sim.pools.dlmm import DlmmFeeParams, DlmmPool
-
-_POOL_TYPES: dict[str, type[Pool]] = {"cpmm": CpmmPool, "dlmm": DlmmPool}
-
-
-def restore_pool(snapshot: dict[str, Any]) -> Pool:
-    """Rebuild a pool of either kind from its ``snapshot()``."""
-    kind = snapshot.get("type")
-    pool_type = _POOL_TYPES.get(kind) if isinstance(kind, str) else None
-    if pool_type is None:
-        raise ValueError(f"unknown pool type {kind!r}")
-    return pool_type.restore(snapshot)
-
+from sim.pools.dlmm import DlmmPool
+from sim.pools.dlmm_params import DlmmFeeParams
+from sim.pools.registry import (
+    UnknownPoolKind,
+    pool_kind,
+    pool_kind_names,
+    register,
+    restore_pool,
+)
 
 __all__ = [
     "CpmmPool",
     "DlmmFeeParams",
     "DlmmPool",
+    "AmountTooSmall",
     "InsufficientLiquidity",
     "InvalidSwapAmount",
     "Pool",
+    "PoolKind",
+    "PoolSetup",
     "SimError",
     "SlippageExceeded",
     "SwapQuote",
+    "UnknownPoolKind",
     "UnsupportedToken",
+    "pool_kind",
+    "pool_kind_names",
+    "register",
     "restore_pool",
 ]

@@ -14,36 +14,34 @@ stays in the pool (k grows with every swap).
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 from sim.pools.base import (
+    AmountTooSmall,
     InsufficientLiquidity,
-    InvalidSwapAmount,
     Pool,
+    PoolKind,
+    PoolSetup,
     SlippageExceeded,
     SwapQuote,
+    ceil_div,
+    check_amount,
+    check_min_out,
+    no_fields,
+    token_to_dict,
 )
+from sim.pools.curves import ConstantProductCurve, OutputCurve
 from sim.tokens import Token
 
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _check_amount(amount: int, what: str) -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidSwapAmount(f"{what} must be an integer number of base units, got {amount!r}")
-    if amount <= 0:
-        raise InvalidSwapAmount(f"{what} must be positive, got {amount}")
-
-
-def _token_dict(token: Token) -> dict[str, Any]:
-    return {"symbol": token.symbol, "mint": token.mint, "decimals": token.decimals}
+FEE_DEN = 1_000_000  # Raydium's fee denominator: a fee is a whole number of 0.01 bps
 
 
 class CpmmPool(Pool):
     """A constant-product pool between ``token_x`` and ``token_y``."""
+
+    kind = "cpmm"
 
     def __init__(
         self,
@@ -112,12 +110,12 @@ class CpmmPool(Pool):
 
     def quote_exact_in(self, token_in: str, amount_in: int, now: float = 0.0) -> SwapQuote:
         t_in, t_out, r_in, r_out = self._sides(token_in)
-        _check_amount(amount_in, "amount_in")
-        fee = _ceil_div(amount_in * self.fee_num, self.fee_den)
+        check_amount(amount_in, "amount_in")
+        fee = ceil_div(amount_in * self.fee_num, self.fee_den)
         net = amount_in - fee
         amount_out = r_out * net // (r_in + net)
         if amount_out <= 0:
-            raise InsufficientLiquidity(
+            raise AmountTooSmall(
                 f"pool {self.pool_id}: {amount_in} {t_in.symbol} base units buy nothing"
             )
         before = self._human_price(r_out, t_out, r_in, t_in)
@@ -140,22 +138,21 @@ class CpmmPool(Pool):
 
     def quote_exact_out(self, token_in: str, amount_out: int, now: float = 0.0) -> SwapQuote:
         t_in, t_out, r_in, r_out = self._sides(token_in)
-        _check_amount(amount_out, "amount_out")
+        check_amount(amount_out, "amount_out")
         if amount_out >= r_out:
             raise InsufficientLiquidity(
                 f"pool {self.pool_id} holds {r_out} {t_out.symbol} base units, "
                 f"cannot pay out {amount_out}"
             )
-        net = _ceil_div(r_in * amount_out, r_out - amount_out)
-        amount_in = _ceil_div(net * self.fee_den, self.fee_den - self.fee_num)
+        net = ceil_div(r_in * amount_out, r_out - amount_out)
+        amount_in = ceil_div(net * self.fee_den, self.fee_den - self.fee_num)
         # The exact-in quote of that input pays at least amount_out (see module doc).
         return self.quote_exact_in(token_in, amount_in, now)
 
     def swap_exact_in(
         self, token_in: str, amount_in: int, min_out: int = 0, now: float = 0.0
     ) -> SwapQuote:
-        if isinstance(min_out, bool) or not isinstance(min_out, int) or min_out < 0:
-            raise InvalidSwapAmount(f"min_out must be a non-negative integer, got {min_out!r}")
+        check_min_out(min_out)
         quote = self.quote_exact_in(token_in, amount_in, now)
         if quote.amount_out < min_out:
             raise SlippageExceeded(min_out, quote.amount_out)
@@ -174,13 +171,20 @@ class CpmmPool(Pool):
     def reserves(self) -> dict[str, int]:
         return {self.token_x.symbol: self.reserve_x, self.token_y.symbol: self.reserve_y}
 
+    def output_curve(self, token_in: str, total: int, now: float) -> OutputCurve:
+        _, _, r_in, r_out = self._sides(token_in)
+        gamma = 1.0 - self.fee_num / self.fee_den
+        return ConstantProductCurve(
+            self, token_in, total, now, reserve_in=r_in, reserve_out=r_out, gamma=gamma
+        )
+
     def snapshot(self) -> dict[str, Any]:
         return {
-            "type": "cpmm",
+            "type": self.kind,
             "pool_id": self.pool_id,
             "dex": self.dex,
-            "token_x": _token_dict(self.token_x),
-            "token_y": _token_dict(self.token_y),
+            "token_x": token_to_dict(self.token_x),
+            "token_y": token_to_dict(self.token_y),
             "reserve_x": self.reserve_x,
             "reserve_y": self.reserve_y,
             "fee_num": self.fee_num,
@@ -189,8 +193,7 @@ class CpmmPool(Pool):
 
     @classmethod
     def restore(cls, snapshot: dict[str, Any]) -> "CpmmPool":
-        if snapshot.get("type") != "cpmm":
-            raise ValueError(f"not a cpmm snapshot: type={snapshot.get('type')!r}")
+        cls.check_snapshot(snapshot)
         return cls(
             snapshot["pool_id"],
             Token(**snapshot["token_x"]),
@@ -207,3 +210,21 @@ class CpmmPool(Pool):
             f"CpmmPool({self.pool_id!r}, {self.token_x.symbol}={self.reserve_x}, "
             f"{self.token_y.symbol}={self.reserve_y}, fee={self.fee_num}/{self.fee_den})"
         )
+
+
+def build(setup: PoolSetup, _: None) -> CpmmPool:
+    """Half the value on each side, the fee counted in millionths as Raydium does."""
+    fee_num = round(Decimal(str(setup.fee_bps)) * FEE_DEN / 10_000)
+    return CpmmPool.at_price(
+        setup.pool_id,
+        setup.token_x,
+        setup.token_y,
+        price=setup.price,
+        value_y=int(setup.tvl_y / 2),
+        fee_num=int(fee_num),
+        fee_den=FEE_DEN,
+        dex=setup.dex,
+    )
+
+
+KIND: PoolKind[None] = PoolKind(CpmmPool, build, no_fields)

@@ -19,110 +19,36 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sim.pools.base import (
+    AmountTooSmall,
     InsufficientLiquidity,
-    InvalidSwapAmount,
     Pool,
+    PoolKind,
+    PoolSetup,
     SlippageExceeded,
     SwapQuote,
+    ceil_div,
+    check_amount,
+    check_min_out,
+    token_to_dict,
+)
+from sim.pools.dlmm_params import (
+    BASIS_POINT_MAX,
+    FEE_PRECISION,
+    FIELDS,
+    MAX_BIN_ID,
+    ONE,
+    SCALE_OFFSET,
+    DlmmBook,
+    DlmmFeeParams,
+    LiquidityShape,
+    parse_fields,
+    price_from_id,
+    spread_liquidity,
 )
 from sim.tokens import Token
-
-BASIS_POINT_MAX = 10_000
-FEE_PRECISION = 1_000_000_000
-MAX_FEE_RATE = 100_000_000  # 10%
-SCALE_OFFSET = 64
-ONE = 1 << SCALE_OFFSET
-U128_MAX = (1 << 128) - 1
-MAX_BIN_ID = 443_636
-_VARIABLE_FEE_SCALE = 100_000_000_000  # (1e4 bps)^2 * 1e4 bps / 1e9 precision
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _check_amount(amount: int, what: str) -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise InvalidSwapAmount(f"{what} must be an integer number of base units, got {amount!r}")
-    if amount <= 0:
-        raise InvalidSwapAmount(f"{what} must be positive, got {amount}")
-
-
-def _token_dict(token: Token) -> dict[str, Any]:
-    return {"symbol": token.symbol, "mint": token.mint, "decimals": token.decimals}
-
-
-def price_from_id(bin_id: int, bin_step: int) -> int:
-    """Q64.64 price of ``bin_id``, bit-exact with the program's ``get_price_from_id``.
-
-    Square-and-multiply on the inverted base (1 / (1 + step)), which stays
-    below one so no product overflows 128 bits, then one final inversion.
-    """
-    if abs(bin_id) > MAX_BIN_ID:
-        raise ValueError(f"bin id {bin_id} out of range")
-    if bin_id == 0:
-        return ONE
-    squared = U128_MAX // (ONE + (bin_step << SCALE_OFFSET) // BASIS_POINT_MAX)
-    exp = abs(bin_id)
-    result = ONE
-    for bit in range(19):
-        if exp & (1 << bit):
-            result = (result * squared) >> SCALE_OFFSET
-        squared = (squared * squared) >> SCALE_OFFSET
-    if result == 0:
-        raise ValueError(f"bin id {bin_id} out of range for bin step {bin_step}")
-    # The base was inverted, so a negative id is already 1/base^|id|.
-    return result if bin_id < 0 else U128_MAX // result
-
-
-@dataclass(frozen=True, slots=True)
-class DlmmFeeParams:
-    """Static fee parameters of an LbPair (defaults: Meteora's bin-step-20 preset)."""
-
-    base_factor: int
-    base_fee_power_factor: int = 0
-    filter_period: int = 30
-    decay_period: int = 600
-    reduction_factor: int = 5_000
-    variable_fee_control: int = 20_000
-    max_volatility_accumulator: int = 350_000
-
-    def __post_init__(self) -> None:
-        for name in (
-            "base_factor",
-            "base_fee_power_factor",
-            "filter_period",
-            "decay_period",
-            "reduction_factor",
-            "variable_fee_control",
-            "max_volatility_accumulator",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if self.filter_period > self.decay_period:
-            raise ValueError("filter_period must not exceed decay_period")
-        if self.reduction_factor > BASIS_POINT_MAX:
-            raise ValueError("reduction_factor is in basis points, at most 10000")
-
-    def base_fee_rate(self, bin_step: int) -> int:
-        """Over FEE_PRECISION (1e9)."""
-        power: int = 10**self.base_fee_power_factor
-        return self.base_factor * bin_step * 10 * power
-
-    def variable_fee_rate(self, bin_step: int, volatility_accumulator: int) -> int:
-        """Over FEE_PRECISION; ``ceil(vfc * (va * bin_step)^2 / 1e11)`` as on chain."""
-        if self.variable_fee_control == 0:
-            return 0
-        square = (volatility_accumulator * bin_step) ** 2
-        return _ceil_div(self.variable_fee_control * square, _VARIABLE_FEE_SCALE)
-
-    def total_fee_rate(self, bin_step: int, volatility_accumulator: int) -> int:
-        total = self.base_fee_rate(bin_step) + self.variable_fee_rate(bin_step, volatility_accumulator)
-        return min(total, MAX_FEE_RATE)
 
 
 @dataclass(slots=True)
@@ -141,6 +67,8 @@ class _Walk:
 
 class DlmmPool(Pool):
     """A Meteora DLMM pair. ``bins`` maps bin id -> (reserve_x, reserve_y) in base units."""
+
+    kind = "dlmm"
 
     def __init__(
         self,
@@ -199,43 +127,16 @@ class DlmmPool(Pool):
         bins_each_side: int,
         params: DlmmFeeParams,
         dex: str = "meteora",
-        shape: Literal["spot", "curve"] = "spot",
+        shape: LiquidityShape = "spot",
     ) -> "DlmmPool":
-        """Liquidity worth ``value_y`` base units of y around ``price`` (human y per x).
-
-        Y sits in the bins below the active one, X above, the active bin holds
-        half of each. ``spot`` spreads value evenly over the ``2n + 1`` bins,
-        ``curve`` concentrates it around the price (Gaussian, sigma = n / 2).
-        """
+        """Liquidity worth ``value_y`` base units of y around ``price`` (human y per x),
+        laid out in bins by :func:`~sim.pools.dlmm_params.spread_liquidity`."""
         if not math.isfinite(price) or price <= 0:
             raise ValueError(f"price must be positive and finite, got {price!r}")
         if isinstance(value_y, bool) or not isinstance(value_y, int) or value_y <= 0:
             raise ValueError(f"value_y must be a positive integer, got {value_y!r}")
-        if bins_each_side < 0:
-            raise ValueError("bins_each_side must be >= 0")
         base_price = price * 10 ** (token_y.decimals - token_x.decimals)
-        active_id = round(math.log(base_price) / math.log1p(bin_step / BASIS_POINT_MAX))
-        offsets = range(-bins_each_side, bins_each_side + 1)
-        if shape == "spot":
-            weights = [1 for _ in offsets]
-        elif shape == "curve":
-            sigma = max(bins_each_side / 2, 0.5)
-            weights = [max(1, round(1e9 * math.exp(-0.5 * (k / sigma) ** 2))) for k in offsets]
-        else:
-            raise ValueError(f"unknown liquidity shape {shape!r}")
-        total_weight = sum(weights)
-        bins: dict[int, tuple[int, int]] = {}
-        for k, weight in zip(offsets, weights):
-            bin_id = active_id + k
-            value = value_y * weight // total_weight
-            bin_price = price_from_id(bin_id, bin_step)
-            if k < 0:
-                bins[bin_id] = (0, value)
-            elif k > 0:
-                bins[bin_id] = ((value << SCALE_OFFSET) // bin_price, 0)
-            else:
-                half = value // 2
-                bins[bin_id] = (((value - half) << SCALE_OFFSET) // bin_price, half)
+        active_id, bins = spread_liquidity(base_price, value_y, bin_step, bins_each_side, shape)
         return cls(
             pool_id,
             token_x,
@@ -252,26 +153,6 @@ class DlmmPool(Pool):
     @property
     def active_id(self) -> int:
         return self._active_id
-
-    @property
-    def volatility_accumulator(self) -> int:
-        return self._volatility_accumulator
-
-    @property
-    def volatility_reference(self) -> int:
-        return self._volatility_reference
-
-    @property
-    def index_reference(self) -> int:
-        return self._index_reference
-
-    @property
-    def last_update(self) -> float | None:
-        return self._last_update
-
-    @property
-    def fees_accrued(self) -> dict[str, int]:
-        return {self.token_x.symbol: self._fee_x, self.token_y.symbol: self._fee_y}
 
     @property
     def fee_bps(self) -> float:
@@ -297,6 +178,9 @@ class DlmmPool(Pool):
             for bin_id, (rx, ry) in sorted(self._bins.items())
             if rx or ry
         ]
+
+    def extra_summary(self) -> dict[str, Any]:
+        return {"activeBin": self._active_id, "bins": len(self.bins_summary())}
 
     def spot_price(self, token_in: str) -> float:
         """The active bin's price, as Meteora reports it (even if that bin is one-sided)."""
@@ -368,15 +252,15 @@ class DlmmPool(Pool):
                 available = reserve[out_side]
                 # Input (before fee) that buys the whole bin, then the fee on top of it.
                 if x_in:
-                    full = _ceil_div(available << SCALE_OFFSET, price)
+                    full = ceil_div(available << SCALE_OFFSET, price)
                 else:
-                    full = _ceil_div(available * price, ONE)
-                max_fee = _ceil_div(full * rate, FEE_PRECISION - rate)
+                    full = ceil_div(available * price, ONE)
+                max_fee = ceil_div(full * rate, FEE_PRECISION - rate)
                 if left > full + max_fee:
                     used, got, fee = full + max_fee, available, max_fee
                 else:
                     used = left
-                    fee = _ceil_div(left * rate, FEE_PRECISION)
+                    fee = ceil_div(left * rate, FEE_PRECISION)
                     net = left - fee
                     got = (net * price) >> SCALE_OFFSET if x_in else (net << SCALE_OFFSET) // price
                     got = min(got, available)
@@ -425,10 +309,10 @@ class DlmmPool(Pool):
                 price = self._prices[active]
                 target = min(need, reserve[out_side])
                 if x_in:
-                    net = _ceil_div(target << SCALE_OFFSET, price)
+                    net = ceil_div(target << SCALE_OFFSET, price)
                 else:
-                    net = _ceil_div(target * price, ONE)
-                total += _ceil_div(net * FEE_PRECISION, FEE_PRECISION - rate)
+                    net = ceil_div(target * price, ONE)
+                total += ceil_div(net * FEE_PRECISION, FEE_PRECISION - rate)
                 need -= target
             if need == 0:
                 return total
@@ -436,12 +320,12 @@ class DlmmPool(Pool):
 
     def _quote(self, token_in: str, amount_in: int, now: float) -> tuple[SwapQuote, _Walk]:
         token_out = self.other(token_in)
-        _check_amount(amount_in, "amount_in")
+        check_amount(amount_in, "amount_in")
         x_in = token_in == self.token_x.symbol
         token_in_obj = self.token_x if x_in else self.token_y
         walk = self._walk_exact_in(x_in, amount_in, now)
         if walk.amount_out == 0:
-            raise InsufficientLiquidity(
+            raise AmountTooSmall(
                 f"pool {self.pool_id}: {amount_in} {token_in} base units buy nothing"
             )
         before = self.bin_price(self._active_id)
@@ -473,15 +357,14 @@ class DlmmPool(Pool):
 
     def quote_exact_out(self, token_in: str, amount_out: int, now: float = 0.0) -> SwapQuote:
         self.other(token_in)
-        _check_amount(amount_out, "amount_out")
+        check_amount(amount_out, "amount_out")
         amount_in = self._min_amount_in(token_in == self.token_x.symbol, amount_out, now)
         return self._quote(token_in, amount_in, now)[0]
 
     def swap_exact_in(
         self, token_in: str, amount_in: int, min_out: int = 0, now: float = 0.0
     ) -> SwapQuote:
-        if isinstance(min_out, bool) or not isinstance(min_out, int) or min_out < 0:
-            raise InvalidSwapAmount(f"min_out must be a non-negative integer, got {min_out!r}")
+        check_min_out(min_out)
         quote, walk = self._quote(token_in, amount_in, now)
         if quote.amount_out < min_out:
             raise SlippageExceeded(min_out, quote.amount_out)
@@ -502,11 +385,11 @@ class DlmmPool(Pool):
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "type": "dlmm",
+            "type": self.kind,
             "pool_id": self.pool_id,
             "dex": self.dex,
-            "token_x": _token_dict(self.token_x),
-            "token_y": _token_dict(self.token_y),
+            "token_x": token_to_dict(self.token_x),
+            "token_y": token_to_dict(self.token_y),
             "bin_step": self.bin_step,
             "active_id": self._active_id,
             "bins": [[bin_id, rx, ry] for bin_id, (rx, ry) in sorted(self._bins.items())],
@@ -521,8 +404,7 @@ class DlmmPool(Pool):
 
     @classmethod
     def restore(cls, snapshot: dict[str, Any]) -> "DlmmPool":
-        if snapshot.get("type") != "dlmm":
-            raise ValueError(f"not a dlmm snapshot: type={snapshot.get('type')!r}")
+        cls.check_snapshot(snapshot)
         pool = cls(
             snapshot["pool_id"],
             Token(**snapshot["token_x"]),
@@ -546,3 +428,24 @@ class DlmmPool(Pool):
             f"DlmmPool({self.pool_id!r}, {self.token_x.symbol}/{self.token_y.symbol}, "
             f"bin_step={self.bin_step}, active_id={self._active_id})"
         )
+
+
+# --------------------------------------------------------------------------- the pool kind
+
+
+def build(setup: PoolSetup, book: DlmmBook) -> DlmmPool:
+    return DlmmPool.with_liquidity(
+        setup.pool_id,
+        setup.token_x,
+        setup.token_y,
+        price=setup.price,
+        value_y=int(setup.tvl_y),  # the whole book, valued in y
+        bin_step=book.bin_step,
+        bins_each_side=book.bins_each_side,
+        params=book.fees,
+        dex=setup.dex,
+        shape=book.liquidity_shape,
+    )
+
+
+KIND: PoolKind[DlmmBook] = PoolKind(DlmmPool, build, parse_fields, FIELDS)

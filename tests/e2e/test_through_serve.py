@@ -19,7 +19,7 @@ import websockets
 from ray import serve
 
 from engine.settings import EngineSettings
-from serve.deployment import run_serve
+from runtime.root import start_api
 from tests.integration.engine_harness import base_settings, running_engine
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +51,7 @@ def api(database_url: str, redis_url: str, ray_session: None) -> Iterator[str]:
         api_port=free_port(),
     )
     with running_engine(settings):
-        run_serve(settings)
+        start_api(settings)
         base = f"http://127.0.0.1:{settings.api_port}"
         deadline = time.monotonic() + 60
         while True:
@@ -180,7 +180,7 @@ async def test_reads_pools_quotes_metrics_and_health(api: str):
 
 
 async def test_the_demo_client_follows_its_orders_to_the_end(api: str, capsys):
-    from engine.demo import run_demo_client
+    from runtime.demo import run_demo_client
 
     assert await run_demo_client(api, 5) == 0
     out = capsys.readouterr().out

@@ -25,7 +25,8 @@ import ray
 
 from engine.settings import EngineSettings
 from serve.app import create_app
-from serve.services import ApiOptions, ServicesFromSettings
+from runtime.api_services import ServicesFromSettings
+from serve.services import ApiOptions
 from tests.integration.engine_harness import base_settings, running_engine, wait_final
 
 # A mix the default market can fill: both SOL/USDC venues, the reverse side,

@@ -22,7 +22,9 @@ import websockets
 from serve.app import create_app
 from serve.services import ApiOptions, Services
 from storage.events import EventBus
+from storage.connect import StoreHealthChecks
 from storage.queue import OrderQueue
+from storage.ratelimit import RedisRateWindows
 from tests.integration import test_api as T
 from tests.integration.test_api import ORDER, assert_error_shape, dead_port, factory, live_server, receive, receive_all
 
@@ -109,7 +111,10 @@ async def test_a_redis_outage_does_not_turn_the_limit_into_an_outage(env: T.Env)
     dead = aioredis.Redis(host="127.0.0.1", port=dead_port(), socket_connect_timeout=0.5)
     try:
         options = limited(order_limit_per_minute=1, redis_timeout_s=0.5)
-        services = env.services(options, queue=OrderQueue(dead), bus=EventBus(dead), redis=dead)
+        services = env.services(
+            options, queue=OrderQueue(dead), bus=EventBus(dead), health=StoreHealthChecks(env.db, dead),
+            windows=RedisRateWindows(dead),
+        )  # fmt: skip
         async with client_for(services) as api:
             me = a_client()
             for _ in range(2):  # not enforceable without Redis: served, not refused

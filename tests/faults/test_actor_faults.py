@@ -13,7 +13,8 @@ import psycopg
 import pytest
 import ray
 
-from actors.system import start_actors
+from engine.plans import HeldPool
+from runtime.root import start_engine_actors
 
 from tests.faults.conftest import (
     SOL_USDC,
@@ -183,12 +184,12 @@ def test_a_hold_that_lands_after_its_caller_gave_up_does_not_keep_the_pool(fault
     orders failed POOL_UNAVAILABLE in a cascade (seen in a chaos run)."""
     settings, actors = fault_engine
     pool = actors.pools["raydium:BONK-SOL"]
-    assert "snapshot" in ray.get(pool.hold.remote("order-a", 30.0, time.time() + 5))
+    assert isinstance(ray.get(pool.hold.remote("order-a", 30.0, time.time() + 5)), HeldPool)
     late = pool.hold.remote("order-b", 30.0, time.time() + 0.3)  # queued behind order-a
     ready, _ = ray.wait([late], timeout=0.6)
     assert not ready  # ...and its caller stops waiting
     assert ray.get(pool.release.remote("order-a"))
-    assert ray.get(late, timeout=10)["error"]["code"] == "LEASE_EXPIRED"  # got it too late: let it go
+    assert ray.get(late, timeout=10).code == "LEASE_EXPIRED"  # got it too late: let it go
     # the pool is free now: a market trade goes through at once (not after order-b's 30 s lease)
     assert ray.get(pool.apply_flow.remote("noise", "SOL", 10**6), timeout=5) is not None
     assert_invariants(settings, actors, [])
@@ -225,7 +226,7 @@ def test_the_engine_killed_outright_and_started_again_finishes_every_accepted_or
         accepted_at_crash = len(flow.result.accepted)
         time.sleep(1.5)  # no engine: the API goes on accepting (stored and queued)
         assert len(flow.result.accepted) > accepted_at_crash
-        restarted = start_actors(settings)
+        restarted = start_engine_actors(settings)
         actors.__dict__.update(restarted.__dict__)  # the module fixture stops the new ones
         result = flow.join()
     assert result.rejected == [] and result.errors == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from storage.local import LocalPostgres
+from localservers import LocalPostgres
 from tests.faults.conftest import (
     Flow,
     deadline,

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from engine.settings import EngineSettings
 from serve.app import create_app
-from serve.services import ServicesFromSettings
+from runtime.api_services import ServicesFromSettings
 from tests.integration.engine_harness import reset_storage
 
 pytestmark = pytest.mark.faults

@@ -21,7 +21,7 @@ import websockets
 from ray import serve
 
 from engine.settings import EngineSettings
-from serve.deployment import run_serve
+from runtime.root import start_api
 from tests.faults.conftest import deadline, fault_settings
 from tests.integration.engine_harness import assert_invariants, history, running_engine, wait_final
 
@@ -67,7 +67,7 @@ def served(database_url: str, redis_url: str, ray_session: None) -> Iterator[tup
         executors=6,  # fewer processes to start; six orders run at once all the same
     )
     with running_engine(settings) as actors:
-        run_serve(settings)
+        start_api(settings)
         base = f"http://127.0.0.1:{settings.api_port}"
         try:
             wait_healthy(base)

@@ -15,13 +15,16 @@ import psycopg
 import ray
 import redis
 
-from actors.system import EngineActors, start_actors, stop_actors
+from actors.system import EngineActors, stop_actors
 from engine.settings import EngineSettings, LatencySettings
 from sim.orders import OrderStatus, can_transition
 from sim.pools import restore_pool
 from sim.tokens import TokenRegistry, to_base_units
 from storage.events import EventBus
-from storage.orders import NewOrder, OrderStore
+from engine.intake import accept_order
+from engine.records import NewOrder
+from runtime.root import start_engine_actors
+from storage.orders import OrderStore
 from storage.queue import OrderQueue
 
 TOKENS = TokenRegistry()
@@ -53,7 +56,7 @@ def reset_storage(settings: EngineSettings) -> None:
 @contextlib.contextmanager
 def running_engine(settings: EngineSettings) -> Iterator[EngineActors]:
     reset_storage(settings)
-    actors = start_actors(settings)
+    actors = start_engine_actors(settings)
     try:
         yield actors
     finally:
@@ -77,7 +80,8 @@ async def submit(
         ids = []
         for token_in, token_out, amount in orders:
             t_in, t_out = TOKENS[token_in], TOKENS[token_out]
-            record, event = await store.create_order(
+            record, _ = await accept_order(
+                store, bus, queue,
                 NewOrder(
                     token_in=t_in.symbol,
                     token_out=t_out.symbol,
@@ -87,13 +91,8 @@ async def submit(
                     amount_in_decimal=amount,
                     slippage_bps=slippage_bps,
                 ),
-                idempotency_key=None,
-                request_hash=None,
                 client_id="tests",
-            )
-            if event is not None:
-                await bus.publish(event)
-            await queue.enqueue(record.id)
+            )  # fmt: skip
             ids.append(record.id)
         return ids
     finally:

@@ -27,12 +27,14 @@ from psycopg_pool import AsyncConnectionPool
 from websockets.exceptions import ConnectionClosed
 
 from serve.app import create_app
-from serve.gateway import LocalGateway
+from engine.local_gateway import LocalGateway
 from serve.services import ApiOptions, Services
 from sim.orders import OrderStatus
 from storage.events import EventBus
 from storage.orders import OrderStore
+from storage.connect import StoreHealthChecks
 from storage.queue import OrderQueue
+from storage.ratelimit import RedisRateWindows
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +75,8 @@ class Env:
             "store": self.store,
             "queue": self.queue,
             "bus": self.bus,
-            "redis": self.redis,
-            "db": self.db,
+            "health": StoreHealthChecks(self.db, self.redis),
+            "windows": RedisRateWindows(self.redis),
             "tokens": self.gateway.tokens,
             "engine": self.gateway,
             "options": options,
@@ -435,7 +437,7 @@ async def test_postgres_down_answers_503_and_stores_nothing(env: Env) -> None:
     )  # fmt: skip
     await dead.open(wait=False)
     try:
-        services = env.services(store=OrderStore(dead), db=dead)
+        services = env.services(store=OrderStore(dead), health=StoreHealthChecks(dead, env.redis))
         async with client_for(services) as api:
             response = await api.post("/api/orders/execute", json=ORDER)
             error = assert_error_shape(response, 503, "DATABASE_UNAVAILABLE")
@@ -456,7 +458,10 @@ async def test_postgres_down_answers_503_and_stores_nothing(env: Env) -> None:
 async def test_redis_down_after_the_commit_still_answers_202(env: Env) -> None:
     dead = aioredis.Redis(host="127.0.0.1", port=dead_port(), socket_connect_timeout=0.5)
     try:
-        services = env.services(queue=OrderQueue(dead), bus=EventBus(dead), redis=dead)
+        services = env.services(
+            queue=OrderQueue(dead), bus=EventBus(dead), health=StoreHealthChecks(env.db, dead),
+            windows=RedisRateWindows(dead),
+        )  # fmt: skip
         async with client_for(services) as api:
             response = await api.post("/api/orders/execute", json=ORDER)
             assert response.status_code == 202, response.text
@@ -508,7 +513,7 @@ async def test_the_standard_factory_opens_and_closes_its_own_connections(
     db: AsyncConnectionPool, database_url: str, redis_url: str, redis_client: aioredis.Redis
 ) -> None:
     from engine.settings import EngineSettings
-    from serve.services import ServicesFromSettings
+    from runtime.api_services import ServicesFromSettings
 
     settings = EngineSettings(database_url=database_url, redis_url=redis_url, rate_limit_per_minute=42)
     made = ServicesFromSettings(settings, gateway="local", options=FAST)
@@ -522,9 +527,9 @@ async def test_the_standard_factory_opens_and_closes_its_own_connections(
             assert reply.json()["wsUrl"].startswith("ws://engine.local:8000/api/orders/")
             assert (await api.get("/health")).status_code == 200
             assert (await api.get("/api/queue/metrics")).json()["rateLimitPerMinute"] == 42
-        assert services.db is not db
+        assert services.health.pool is not db
     assert app.state.services is None
-    assert services.db.closed
+    assert services.health.pool.closed
     order_id = reply.json()["orderId"]
     assert await OrderStore(db).get_order(order_id) is not None
     # it went to the engine's real queue: take it out again, nothing runs it here
@@ -608,7 +613,7 @@ async def test_queue_metrics(env: Env, api: httpx.AsyncClient) -> None:
     ids = [(await submit(api))["orderId"] for _ in range(3)]
     await env.step(ids[0], S.FAILED)
     await env.step(ids[1], S.ROUTING)
-    await env.queue.schedule_retry(ids[1], 2e9)
+    await env.redis.zadd(env.queue.delayed_key, {ids[1]: 2e9})
     metrics = (await api.get("/api/queue/metrics")).json()
     assert metrics["waiting"] == 3 and metrics["retrying"] == 1
     assert metrics["running"] == 0 and metrics["engineAvailable"] is True

@@ -18,8 +18,8 @@ import websockets
 
 from engine.settings import EngineSettings
 from serve.errors import EngineUnavailable
-from serve.gateway import RayGateway
-from serve.services import ServicesFromSettings
+from actors.gateway import RayGateway
+from runtime.api_services import ServicesFromSettings
 from tests.integration.engine_harness import base_settings, running_engine
 from tests.integration.test_api import FAST, live_server, receive_all
 

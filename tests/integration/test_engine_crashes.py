@@ -8,7 +8,8 @@ import psycopg
 import pytest
 import ray
 
-from actors.system import start_actors, stop_actors
+from actors.system import stop_actors
+from runtime.root import start_engine_actors
 from tests.integration.engine_harness import (
     assert_invariants,
     base_settings,
@@ -95,7 +96,7 @@ def test_restarting_the_engine_with_orders_queued_finishes_every_one(slow_engine
             "SELECT count(*) FROM orders WHERE status NOT IN ('confirmed', 'failed')"
         ).fetchone()
     assert unfinished > 0
-    restarted = start_actors(settings)
+    restarted = start_engine_actors(settings)
     actors.__dict__.update(restarted.__dict__)  # the module fixture stops the new ones
     wait_final(settings, ids, timeout_s=180)
     assert_invariants(settings, restarted, ids)

@@ -7,6 +7,7 @@ import time
 import pytest
 import ray
 
+from engine.plans import Fill, RunOutcome, SwapOrder
 from tests.integration.engine_harness import (
     assert_invariants,
     base_settings,
@@ -82,13 +83,13 @@ def test_a_redelivered_order_resumes_and_never_fills_twice(fast_engine):
     assert wait_final(settings, [order_id]) == {order_id: "confirmed"}
     # The same order delivered again (as after a crash) to another executor:
     outcome = ray.get(actors.executors[-1].run.remote(order_id, time.time()))
-    assert outcome == {"status": "confirmed"}
+    assert outcome == RunOutcome("confirmed")
     # ...and the same swap redelivered to the pool returns the first fill.
     rows = history(settings, order_id)
     route_pool = rows[2]["details"]["route"]["legs"][0]["poolId"]
     again = ray.get(
-        actors.pools[route_pool].swap.remote(order_id, 0, "SOL", 2 * 10**9, 0, time.time() + 5)
+        actors.pools[route_pool].swap.remote(SwapOrder(order_id, 0, "SOL", 2 * 10**9, 0, time.time() + 5))
     )
-    assert again["existing"] is True
+    assert isinstance(again, Fill) and again.existing is True
     assert len(rows) == len(history(settings, order_id))
     assert_invariants(settings, actors, [order_id])

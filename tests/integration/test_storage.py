@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 import uuid
 from datetime import timedelta
@@ -16,15 +15,13 @@ import pytest
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from localservers import LocalPostgres, LocalRedis, pid_alive
 from sim.orders import InvalidTransition, OrderStatus
-from storage import _process
-from storage.db import Database
-from storage.errors import IdempotencyConflict, InvalidCursor, OrderNotFound, StaleTransition
+from engine.errors import IdempotencyConflict, InvalidCursor, OrderNotFound, StaleTransition
 from storage.events import EventBus
-from storage.local import LocalPostgres, LocalRedis
 from storage.orders import NewOrder, OrderStore, StatusEvent
 from storage.queue import OrderQueue, QueueDepth
-from storage.ratelimit import SlidingWindowLimiter, TokenBucket
+from storage.ratelimit import SlidingWindowLimiter
 from storage.redis_client import open_redis
 from storage.schema import apply_schema
 from storage.trades import PoolTradeStore
@@ -69,7 +66,7 @@ def test_local_postgres_lifecycle(storage_tmp: Path) -> None:
         assert url.startswith("postgresql://postgres:") and "@127.0.0.1:" in url
         assert pg.start() == url  # idempotent
         first_pid = pg.pid
-        assert first_pid is not None and _process.pid_alive(first_pid)
+        assert first_pid is not None and pid_alive(first_pid)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE kept (v text)")
             conn.execute("INSERT INTO kept VALUES (%s)", ("survives a restart",))
@@ -77,7 +74,7 @@ def test_local_postgres_lifecycle(storage_tmp: Path) -> None:
         adopter = LocalPostgres(storage_tmp / "pg-lifecycle")  # another handle on the running server
         assert adopter.start() == url and adopter.pid == first_pid
         adopter.stop()  # it stops the server it adopted
-        assert not _process.pid_alive(first_pid) and not pg.running
+        assert not pid_alive(first_pid) and not pg.running
 
         assert pg.start() == url  # same data dir, same (free) port
         assert pg.pid != first_pid
@@ -85,7 +82,7 @@ def test_local_postgres_lifecycle(storage_tmp: Path) -> None:
             assert conn.execute("SELECT v FROM kept").fetchone() == ("survives a restart",)
         second_pid = pg.pid
         pg.stop()
-        assert second_pid is not None and not _process.pid_alive(second_pid)
+        assert second_pid is not None and not pid_alive(second_pid)
     finally:
         pg.stop()
     assert pg.pid is None
@@ -101,7 +98,7 @@ async def test_redis_restart_keeps_stream_and_pending(storage_tmp: Path) -> None
         first = await queue.enqueue("order-1")
         await queue.enqueue("order-2")
         assert await queue.read("worker-a", count=1) == [(first, "order-1")]
-        await queue.schedule_retry("order-3", due_at=time.time() + 3600)
+        await client.zadd(queue.delayed_key, {"order-3": time.time() + 3600})  # a retry waiting
         port = server.port
 
         assert await asyncio.to_thread(server.restart) == url
@@ -149,8 +146,6 @@ async def test_schema_is_applied_once(pg_pool: AsyncConnectionPool, database_url
     async with pg_pool.connection() as conn:
         cur = await conn.execute("SELECT filename FROM schema_migrations ORDER BY filename")
         assert [r[0] for r in await cur.fetchall()] == ["001_schema.sql"]
-    async with await Database.connect(database_url) as database:
-        assert await database.ping()
 
 
 # --------------------------------------------------------------------------- #
@@ -179,9 +174,6 @@ async def test_create_order_writes_order_and_first_event(db: AsyncConnectionPool
     data = event.to_json()
     assert set(data) == {"orderId", "seq", "status", "attempt", "timestamp", "details"}
     assert data["timestamp"].endswith("Z") and StatusEvent.from_json(data) == event
-    body = order.to_json()
-    assert body["orderId"] == order.id and body["amountIn"] == "1500000000" and body["tokenIn"] == "SOL"
-    assert "requestHash" not in body and "request_hash" not in body
 
     caller_id = str(uuid.uuid4())
     chosen, _ = await store.create_order(
@@ -268,7 +260,7 @@ async def test_lifecycle_follows_state_machine_with_gapless_seq(db: AsyncConnect
     assert (stored.status, stored.seq, stored.attempts, stored.dex) == (S.CONFIRMED, 8, 2, "meteora")
     assert stored.route == route and stored.amount_out == 225_300_000 and stored.fee == 3_000_000
     assert stored.executed_price == Decimal("150.2") and stored.price_impact_bps == 12.5
-    assert stored.to_json()["executedPrice"] == "150.2" and stored.is_final
+    assert stored.is_final
 
     # final states are final; wrong expectations and unknown fields are refused
     with pytest.raises(StaleTransition) as stale:
@@ -501,8 +493,7 @@ async def test_queue_read_ack_recovery_claim_and_delay(redis_client: aioredis.Re
 
     # retries wait in the ZSET until due
     now = time.time()
-    await queue.schedule_retry("later", now + 60)
-    await queue.schedule_retry("soon", now - 1)
+    await redis_client.zadd(queue.delayed_key, {"later": now + 60, "soon": now - 1})
     await queue.defer(ids[1], "o1", now - 0.5)
     depth = await queue.depth()
     assert (depth.waiting, depth.pending, depth.delayed) == (1, 1, 3)
@@ -511,57 +502,6 @@ async def test_queue_read_ack_recovery_claim_and_delay(redis_client: aioredis.Re
     assert sorted(oid for _, oid in await queue.read("exec-1", count=10)) == ["o1", "o3", "soon"]
     assert (await queue.depth()).delayed == 1
     assert await queue.read("exec-1", count=10, block_ms=50) == []
-
-
-async def test_token_bucket_never_exceeds_burst_plus_rate(
-    redis_client: aioredis.Redis, redis_url: str, rkey: str
-) -> None:
-    # burst only: with a negligible rate exactly `burst` tokens are granted
-    slow = TokenBucket(redis_client, f"{rkey}slow", rate_per_s=0.001, burst=3)
-    waits = [await slow.acquire() for _ in range(6)]
-    assert waits[:3] == [0.0, 0.0, 0.0] and all(w > 900 for w in waits[3:])
-
-    unlimited = TokenBucket(redis_client, f"{rkey}free", rate_per_s=0, burst=1)
-    assert all([await unlimited.acquire() == 0.0 for _ in range(50)])
-
-    # two "processes" (two clients) share one bucket for a bounded time
-    rate, burst, duration = 40.0, 5, 0.6
-    other_client = open_redis(redis_url)
-    buckets = [
-        TokenBucket(client, f"{rkey}shared", rate_per_s=rate, burst=burst)
-        for client in (redis_client, other_client)
-    ]
-    loop = asyncio.get_running_loop()
-
-    async def drain(bucket: TokenBucket, deadline: float) -> int:
-        grants = 0
-        while loop.time() < deadline:
-            wait = await bucket.acquire()
-            if wait == 0.0:
-                grants += 1
-            else:
-                await asyncio.sleep(min(wait, 0.05))
-        return grants
-
-    try:
-        started = time.monotonic()
-        deadline = loop.time() + duration
-        counts = await asyncio.gather(*(drain(bucket, deadline) for bucket in buckets))
-        elapsed = time.monotonic() - started
-    finally:
-        await other_client.aclose()
-    granted = sum(counts)
-    # Redis's clock runs inside [started, now], so it allowed at most burst + rate * elapsed
-    assert granted <= math.floor(burst + rate * elapsed + 1e-6), (granted, elapsed)
-    assert granted > burst
-
-    bucket = TokenBucket(redis_client, f"{rkey}waiter", rate_per_s=50.0, burst=1)
-    assert await bucket.wait(timeout=5) >= 0.0
-    assert await bucket.wait(timeout=5) >= 0.0  # sleeps for the refill
-    stingy = TokenBucket(redis_client, f"{rkey}stingy", rate_per_s=0.001, burst=1)
-    await stingy.wait(timeout=1)
-    with pytest.raises(TimeoutError):
-        await stingy.wait(timeout=0.1)
 
 
 async def test_sliding_window_limiter(redis_client: aioredis.Redis, rkey: str) -> None:
@@ -604,7 +544,7 @@ async def test_queued_order_ids_cover_the_stream_and_the_retries(redis_client, r
     for order_id in waiting:
         await queue.enqueue(order_id)
     [(msg_id, taken)] = await queue.read("c", count=1)
-    await queue.schedule_retry("later", 10**12)
+    await redis_client.zadd(queue.delayed_key, {"later": 10**12})
     assert await queue.queued_order_ids(batch=2) == {*waiting, "later"}
     await queue.ack(msg_id)
     assert await queue.queued_order_ids() == {*waiting, "later"} - {taken}

@@ -118,6 +118,7 @@ def test_slippage_exceeded_leaves_state_untouched():
 def test_fee_bps():
     assert sol_usdc().fee_bps == pytest.approx(25.0)
     assert CpmmPool("p", SOL, USDC, 10, 10, fee_num=3, fee_den=1_000).fee_bps == pytest.approx(30.0)
+    assert sol_usdc().fee_bps_at(1e9) == sol_usdc().fee_bps  # a constant fee: time does not matter
 
 
 def test_zero_fee_pool_keeps_k_with_floor_rounding():

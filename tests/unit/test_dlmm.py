@@ -1,6 +1,7 @@
 import json
 import math
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from sim.pools import (
     UnsupportedToken,
     restore_pool,
 )
-from sim.pools.dlmm import FEE_PRECISION, MAX_FEE_RATE, ONE, price_from_id
+from sim.pools.dlmm_params import FEE_PRECISION, MAX_FEE_RATE, ONE, price_from_id
 from sim.tokens import SOL, USDC, USDT
 
 PRESET_20 = DlmmFeeParams(base_factor=10_000)  # Meteora's bin step 20 preset: 0.2% base fee
@@ -122,7 +123,7 @@ def test_swap_within_one_bin_is_exact():
     assert quote.bins_crossed == 0
     assert quote.price_impact_bps == 0.0
     assert quote.slippage_bps == pytest.approx(20.0)
-    assert pool.fees_accrued == {"USDT": 20, "USDC": 0}
+    assert (state(pool)["fee_x"], state(pool)["fee_y"]) == (20, 0)  # kept aside, in USDT
     assert (0, 1.0, 10_000 - fee, UNIT - (10_000 - fee)) in pool.bins_summary()
 
 
@@ -213,7 +214,7 @@ def test_walk_skips_empty_bins():
     quote = pool.swap_exact_in("USDT", UNIT + 500_000, now=0.0)
     assert quote.bins_crossed == 3
     assert pool.active_id == -3
-    assert pool.volatility_accumulator == 30_000  # empty bins count towards volatility
+    assert state(pool)["volatility_accumulator"] == 30_000  # empty bins count towards volatility
 
 
 def test_exact_out_matches_the_program_quote():
@@ -235,17 +236,23 @@ def test_exact_out_matches_the_program_quote():
 # -- volatility accumulator ---------------------------------------------------
 
 
+def state(pool: DlmmPool) -> dict[str, Any]:
+    """The pool's volatility and fee state, as its snapshot records it."""
+    return pool.snapshot()
+
+
 def after_five_bin_swap() -> DlmmPool:
     pool = ladder(depth=20)
     pool.swap_exact_in("USDT", 5 * UNIT + 300_000, now=0.0)
-    assert (pool.active_id, pool.volatility_accumulator) == (-5, 50_000)
-    assert (pool.volatility_reference, pool.index_reference, pool.last_update) == (0, 0, 0.0)
+    assert (pool.active_id, state(pool)["volatility_accumulator"]) == (-5, 50_000)
+    assert (state(pool)["volatility_reference"], state(pool)["index_reference"]) == (0, 0)
+    assert state(pool)["last_update"] == 0.0
     return pool
 
 
 def test_first_swap_starts_from_a_fresh_reference():
     pool = ladder()
-    assert pool.last_update is None
+    assert state(pool)["last_update"] is None
     assert pool.fee_bps_at(0.0) == pytest.approx(20.0)
     assert pool.fee_bps == pytest.approx(20.0)
 
@@ -255,10 +262,10 @@ def test_volatility_inside_the_filter_period_keeps_the_references():
     # va = 0 + |0 - (-5)| * 10000 = 50000 -> rate 2e6 + 8000 * 5^2 = 22 bps
     assert pool.fee_bps_at(29.9) == pytest.approx(22.0)
     pool.swap_exact_in("USDT", 1_000, now=10.0)
-    assert (pool.volatility_accumulator, pool.index_reference) == (50_000, 0)
+    assert (state(pool)["volatility_accumulator"], state(pool)["index_reference"]) == (50_000, 0)
     pool.swap_exact_in("USDT", 2 * UNIT, now=20.0)  # still within 30 s of the last swap
-    assert pool.index_reference == 0
-    assert pool.volatility_accumulator == abs(pool.active_id) * 10_000 == 70_000
+    assert state(pool)["index_reference"] == 0
+    assert state(pool)["volatility_accumulator"] == abs(pool.active_id) * 10_000 == 70_000
 
 
 def test_volatility_decays_between_filter_and_decay_period():
@@ -267,24 +274,26 @@ def test_volatility_decays_between_filter_and_decay_period():
     assert pool.fee_bps_at(30.0) == pytest.approx((2_000_000 + 50_000) / 1e5)
     assert pool.fee_bps_at(599.0) == pytest.approx(20.5)
     pool.swap_exact_in("USDT", 1_000, now=100.0)
-    assert (pool.volatility_reference, pool.index_reference) == (25_000, -5)
-    assert pool.volatility_accumulator == 25_000
-    assert pool.last_update == 100.0
+    assert (state(pool)["volatility_reference"], state(pool)["index_reference"]) == (25_000, -5)
+    assert state(pool)["volatility_accumulator"] == 25_000
+    assert state(pool)["last_update"] == 100.0
 
 
 def test_decay_uses_the_reduction_factor():
     pool = ladder(DlmmFeeParams(base_factor=10_000, reduction_factor=2_500), depth=20)
     pool.swap_exact_in("USDT", 4 * UNIT + 100_000, now=0.0)
-    assert (pool.active_id, pool.volatility_accumulator) == (-4, 40_000)
+    assert (pool.active_id, state(pool)["volatility_accumulator"]) == (-4, 40_000)
     pool.swap_exact_in("USDT", 1_000, now=31.0)
-    assert pool.volatility_reference == pool.volatility_accumulator == 10_000
+    assert state(pool)["volatility_reference"] == state(pool)["volatility_accumulator"] == 10_000
 
 
 def test_volatility_resets_after_the_decay_period():
     pool = after_five_bin_swap()
     assert pool.fee_bps_at(600.0) == pytest.approx(20.0)
     pool.swap_exact_in("USDT", 1_000, now=600.0)
-    assert (pool.volatility_accumulator, pool.volatility_reference, pool.index_reference) == (0, 0, -5)
+    snap = state(pool)
+    assert (snap["volatility_accumulator"], snap["volatility_reference"]) == (0, 0)
+    assert snap["index_reference"] == -5
 
 
 def test_volatility_accumulator_is_capped():
@@ -292,7 +301,7 @@ def test_volatility_accumulator_is_capped():
     pool = ladder(params)
     pool.swap_exact_in("USDT", 7 * UNIT, now=0.0)
     assert pool.active_id == -6
-    assert pool.volatility_accumulator == 30_000
+    assert state(pool)["volatility_accumulator"] == 30_000
 
 
 def test_quotes_do_not_touch_the_volatility_state():
@@ -450,7 +459,6 @@ def test_snapshot_round_trip_keeps_volatility_and_fees():
     assert isinstance(again, DlmmPool)
     assert again.snapshot() == snap
     assert again.reserves() == pool.reserves()
-    assert again.fees_accrued == pool.fees_accrued
     assert again.fee_bps_at(20.0) == pool.fee_bps_at(20.0) > 20.0
     for token, amount, now in (("USDT", 700_000, 20.0), ("USDC", 3 * UNIT, 80.0), ("USDT", 99, 900.0)):
         assert again.swap_exact_in(token, amount, now=now) == pool.swap_exact_in(token, amount, now=now)

@@ -38,7 +38,7 @@ def minimal() -> dict[str, Any]:
              "quote": "USDC", "fee_bps": 20, "tvl_usd": 120_000, "bin_step": 10,
              "bins_each_side": 30},
         ],
-        "market": {"seed": 1, "reference_prices_usd": {"SOL": 150.0, "USDC": 1.0}},
+        "market": {"reference_prices_usd": {"SOL": 150.0, "USDC": 1.0}},
     }
 
 
@@ -72,7 +72,7 @@ def test_shipped_market_config_loads_and_builds() -> None:
     assert prices["SOL"] == pytest.approx(150, rel=0.2) and prices["BONK"] < 0.001
     for spec, pool in zip(config.pools, pools):
         assert pool.dex == spec.dex
-        assert isinstance(pool, CpmmPool if spec.kind == "cpmm" else DlmmPool)
+        assert pool.kind == spec.kind
         assert pool.fee_bps == pytest.approx(spec.fee_bps)  # DLMM: base fee, no volatility yet
         # Valued at reference prices, the pool holds its TVL, half on each side
         # (a DLMM book's upper bins hold x bought at higher prices than the
@@ -81,11 +81,12 @@ def test_shipped_market_config_loads_and_builds() -> None:
             sym: units / 10 ** config.registry()[sym].decimals * prices[sym]
             for sym, units in pool.reserves().items()
         }
-        spread = (spec.bins_each_side or 0) * (spec.bin_step or 0) / 10_000
+        bin_step = spec.kind_fields.get("bin_step", 0)
+        spread = spec.kind_fields.get("bins_each_side", 0) * bin_step / 10_000
         assert sum(value.values()) == pytest.approx(spec.tvl_usd, rel=0.01 + spread / 4)
         assert value[spec.base] == pytest.approx(value[spec.quote], rel=0.01 + spread / 2)
         # And its spot price is the reference cross, within one bin.
-        step = (spec.bin_step or 0) / 10_000
+        step = bin_step / 10_000
         assert pool.spot_price(spec.base) == pytest.approx(prices[spec.base] / prices[spec.quote],
                                                           rel=step / 2 + 1e-9)
     seed_pools = {p.pool_id: p for p in pools}
@@ -96,10 +97,10 @@ def test_shipped_market_config_loads_and_builds() -> None:
 def test_shipped_market_runs_and_routes() -> None:
     config = load_market_config(SHIPPED)
     pools = build_pools(config)
-    market = build_market(config, pools)
-    assert isinstance(market, Market) and market.seed == config.market.seed
-    assert market.params.tick_s == config.market.tick_s
-    trades = market.run(30)
+    market = build_market(config, pools, seed=7, tick_s=0.5)
+    assert isinstance(market, Market) and market.seed == 7
+    assert market.params.tick_s == 0.5
+    trades = [trade for _ in range(30) for trade in market.tick()]
     assert {t.kind for t in trades} == {"noise", "arbitrage"}
     live = list(market.pools.values())
     # Every pair the demo orders use has a route; BONK -> USDC only through SOL.
@@ -111,7 +112,7 @@ def test_shipped_market_runs_and_routes() -> None:
     assert bonk.kind == "two_hop" and bonk.legs[0].token_out == "SOL"
     split = find_best_route(live, "SOL", "USDC", 200 * 10**9, market.now, allow_split=True)
     assert split.kind == "split"
-    assert build_market(config, build_pools(config), seed=99).seed == 99
+    assert build_market(config, build_pools(config), seed=99, tick_s=1.0).seed == 99
 
 
 def test_same_config_same_genesis() -> None:
@@ -133,8 +134,9 @@ def test_same_config_same_genesis() -> None:
         ("pools.0.fee_bps", 1_500, "fee_bps must be between 0 and 1000"),
         ("pools.0.fee_bps", 30.001, "hundredths of a basis point"),
         ("pools.0.tvl_usd", 0, "greater than 0"),
-        ("pools.0.dex", "orca", "'raydium' or 'meteora'"),
-        ("pools.0.kind", "clmm", "'cpmm' or 'dlmm'"),
+        ("pools.0.dex", "Raydium", "pattern"),
+        ("pools.0.dex", "", "at least 1 character"),
+        ("pools.0.kind", "clmm", "unknown pool kind 'clmm' (known: cpmm, dlmm)"),
         ("pools.0.id", "has space", "pattern"),
         ("tokens.1.symbol", "SOL", "token SOL is listed twice"),
         ("tokens.1.mint", "So11111111111111111111111111111111111111112", "already belongs"),
@@ -145,7 +147,8 @@ def test_same_config_same_genesis() -> None:
         ("market.reference_prices_usd", {"SOL": -1.0, "USDC": 1.0}, "must be positive"),
         ("market.volatility", {"BONK": 1.0}, "BONK has no reference price"),
         ("market.mean_reversion", {"USDC": -0.1}, "mean_reversion of USDC must be >= 0"),
-        ("market.tick_s", 0, "greater than 0"),
+        ("market.tick_s", 1.0, "Extra inputs are not permitted"),  # the engine's setting, not the market's
+        ("market.seed", 7, "Extra inputs are not permitted"),
         ("market.arbitrage", {"fraction": 0}, "greater than 0"),
         ("market.noise", {"pool_rates": {"nowhere": 1.0}}, "unknown pool 'nowhere'"),
         ("market.noise", {"pool_rates": {"raydium:SOL-USDC": -1.0}}, "must be >= 0"),
@@ -165,7 +168,13 @@ def test_invalid_configs_say_what_is_wrong(path: str, value: Any, message: str) 
         ({"bin_step": 3, "fee_bps": 2}, "must be a whole number"),
         ({"bin_step": 4, "fee_bps": 26.33}, "above the on-chain maximum"),  # 65825
         ({"dlmm": {"filter_period": 700}}, "filter_period must not exceed decay_period"),
-        ({"dlmm": {"reduction_factor": 20_000}}, "less than or equal to 10000"),
+        ({"dlmm": {"reduction_factor": 20_000}}, "reduction_factor is in basis points, at most 10000"),
+        ({"dlmm": {"filter_periods": 10}}, "dlmm: unknown filter_periods"),
+        ({"dlmm": [1, 2]}, "dlmm must be a mapping"),
+        ({"bin_step": 0}, "bin_step must be an integer from 1 to 500, got 0"),
+        ({"bins_each_side": 2.5}, "bins_each_side must be an integer from 0 to 1000"),
+        ({"liquidity_shape": "flat"}, "liquidity_shape must be 'spot' or 'curve'"),
+        ({"bin_stpe": 10}, r"meteora:SOL-USDC: dlmm pools take no bin_stpe \(their own fields: bin_step"),
     ],
 )
 def test_dlmm_pool_validation(change: dict[str, Any], message: str) -> None:
@@ -179,8 +188,18 @@ def test_dlmm_pool_validation(change: dict[str, Any], message: str) -> None:
 def test_cpmm_pool_rejects_dlmm_fields() -> None:
     raw = minimal()
     raw["pools"][0].update(bin_step=10, bins_each_side=5)
-    with pytest.raises(ConfigError, match="bin_step, bins_each_side only apply to dlmm pools"):
+    with pytest.raises(ConfigError, match="cpmm pools take no bin_step, bins_each_side"):
         parse_market_config(raw)
+    raw["pools"][0].update(bin_step=None, bins_each_side=None)  # null is as good as absent
+    parse_market_config(raw)
+
+
+def test_a_new_dex_on_a_known_kind_is_only_config() -> None:
+    raw = minimal()
+    raw["pools"].append({"id": "orca:SOL-USDC", "dex": "orca", "kind": "cpmm", "base": "SOL",
+                         "quote": "USDC", "fee_bps": 4, "tvl_usd": 10_000})
+    orca = build_pools(parse_market_config(raw))[-1]
+    assert (orca.dex, orca.kind, orca.fee_bps) == ("orca", "cpmm", pytest.approx(4))
 
 
 def test_errors_name_where_they_are() -> None:
@@ -228,9 +247,7 @@ def test_fees_are_built_exactly() -> None:
     assert tight.fee_bps == pytest.approx(10)
     assert isinstance(curve, DlmmPool) and curve.params.base_factor == 3_125
     assert curve.params.variable_fee_control == 0 and curve.fee_bps == pytest.approx(25)
-    assert config.pool("meteora:b").liquidity_shape == "curve"
-    with pytest.raises(KeyError):
-        config.pool("nope")
+    assert config.pools[2].kind_fields["liquidity_shape"] == "curve"
 
 
 def test_market_spec_becomes_market_params() -> None:
@@ -242,11 +259,11 @@ def test_market_spec_becomes_market_params() -> None:
                "max_usd": 50.0, "pool_rates": {"raydium:SOL-USDC": 0.1}},
     )
     config = parse_market_config(raw)
-    params = config.market.to_params()
-    assert params.seed == 1 and params.volatility == {"SOL": 0.5}
+    params = config.market.to_params(seed=1, tick_s=2.0)
+    assert params.seed == 1 and params.tick_s == 2.0 and params.volatility == {"SOL": 0.5}
     assert params.sigma_per_second("SOL") == 0.5
     assert params.mean_reversion == {"USDC": 0.1}
     assert params.arbitrage.fraction == 0.25 and params.arbitrage.min_profit_usd == 1.0
     assert not params.noise.enabled and params.noise.rate("raydium:SOL-USDC") == 0.1
     assert params.noise.rate("meteora:SOL-USDC") == 2.0 and params.noise.max_usd == 50.0
-    assert config.market.to_params(seed=5).seed == 5
+    assert config.market.to_params(seed=5, tick_s=1.0).seed == 5

@@ -17,7 +17,7 @@ from sim.pools import (
     SlippageExceeded,
     restore_pool,
 )
-from sim.pools.dlmm import ONE, price_from_id
+from sim.pools.dlmm_params import ONE, price_from_id
 from sim.tokens import BONK, SOL, USDC
 
 FAST = settings(max_examples=40, derandomize=True, deadline=None)

@@ -16,7 +16,8 @@ from engine.config import load_market_config
 from engine.settings import DEFAULT_MARKET_CONFIG
 from serve.app import create_app
 from serve.errors import ApiError
-from serve.models import ExecuteOrderRequest, validate_order
+from serve.requests import ExecuteOrderRequest
+from serve.validation import validate_order
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = json.loads((ROOT / "postman_collection.json").read_text(encoding="utf-8"))

@@ -143,7 +143,7 @@ def test_all_quotes_shows_every_venue_and_every_failure() -> None:
     failure = big[0]
     assert isinstance(failure, QuoteFailure)
     assert failure.code == "INSUFFICIENT_LIQUIDITY" and failure.pool_id == "meteora:SOL-USDC"
-    assert failure.to_dict()["message"]
+    assert failure.message
     assert big[1].amount_out == out(deep, "SOL", 20 * SOL.one)
 
 
@@ -549,3 +549,17 @@ def test_a_direct_pool_too_thin_gives_way_to_two_hop_or_fails() -> None:
         find_best_route(pools, "BONK", "USDC", amount, 0.0, allow_two_hop=False)
     route = find_best_route(pools, "BONK", "USDC", amount, 0.0)
     assert route.kind == "two_hop"
+
+
+def test_an_amount_that_buys_nothing_anywhere_is_too_small_not_illiquid() -> None:
+    from engine.config import build_pools, load_market_config
+    from engine.settings import DEFAULT_MARKET_CONFIG
+    from sim.pools import AmountTooSmall
+
+    pools = build_pools(load_market_config(DEFAULT_MARKET_CONFIG))
+    for token_in, token_out in (("SOL", "USDC"), ("BONK", "USDC")):  # direct, and only through SOL
+        with pytest.raises(AmountTooSmall) as caught:
+            find_best_route(pools, token_in, token_out, 1, 0.0)
+        assert caught.value.code == "AMOUNT_TOO_SMALL"
+        assert str(caught.value).startswith("amount too small: 1 base units of")
+    assert find_best_route(pools, "SOL", "USDC", 10, 0.0).amount_out >= 1  # ten lamports buy something

@@ -90,10 +90,9 @@ def test_registry_unknown_token():
         registry["So11111111111111111111111111111111111111113"]
 
 
-def test_registry_membership_len_iteration():
+def test_registry_membership_and_iteration():
     registry = TokenRegistry()
-    assert len(registry) == len(DEFAULT_TOKENS)
-    assert set(registry) == set(DEFAULT_TOKENS)
+    assert list(registry) == list(DEFAULT_TOKENS)
     assert "jup" in registry and SOL.mint in registry
     assert "DOGE" not in registry and 42 not in registry
 
@@ -118,3 +117,11 @@ def test_amounts_are_formatted_one_way_everywhere():
     assert format_units(1_500_000, USDC) == "1.5"
     assert format_units(10**13, USDC) == "10000000"
     assert format_units(0, USDC) == "0"
+
+
+def test_decimals_are_formatted_the_same_way():
+    from sim.tokens import format_decimal
+
+    assert format_decimal(Decimal("149.4490220000")) == "149.449022"
+    assert format_decimal(Decimal("1E+3")) == "1000"
+    assert format_decimal(Decimal("0.000")) == "0"

@@ -5,6 +5,9 @@
                    until Ctrl-C or SIGTERM
   dexengine demo   the seed's demo client: 5 orders at once, each followed
                    on its WebSocket; against a running engine, or starting one
+  dexengine servers stop
+                   stop the PostgreSQL and Redis left running in the data dir
+                   (``serve run configs/serve.yaml`` leaves them up)
 """
 
 from __future__ import annotations
@@ -33,12 +36,25 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the seed's demo client")
     demo.add_argument("--url", default=None, help="engine API (default: start one)")
     demo.add_argument("--orders", type=int, default=5)
+    servers = sub.add_parser("servers", help="the local PostgreSQL and Redis in the data dir")
+    servers.add_argument("action", choices=["stop"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "up":
         return run_up(args)
+    if args.command == "servers":
+        return run_servers_stop()
     return run_demo(args)
+
+
+def run_servers_stop() -> int:
+    from localservers import stop
+
+    data_dir = EngineSettings().data_dir
+    stop(data_dir)
+    print(f"stopped the servers running from {data_dir}")
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> EngineSettings:
@@ -54,45 +70,34 @@ def _settings(args: argparse.Namespace) -> EngineSettings:
 
 
 def run_up(args: argparse.Namespace, ready: threading.Event | None = None) -> int:
-    from engine.runtime import init_ray, servers
+    from runtime.root import running_engine
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    settings = _settings(args)
     started = time.perf_counter()
-    with servers(settings) as resolved:
-        import ray
-        from ray import serve
-
-        from actors.system import start_actors, stop_actors
-        from serve.deployment import run_serve
-
-        init_ray(resolved)
-        actors = start_actors(resolved)
+    with running_engine(_settings(args)) as engine:
+        _print_banner(engine.settings, time.perf_counter() - started)
+        if ready is not None:
+            ready.set()
         try:
-            run_serve(resolved)
-            base = f"http://{resolved.api_host}:{resolved.api_port}"
-            print(f"\nengine up in {time.perf_counter() - started:.1f}s", flush=True)
-            print(f"  API        {base}   (docs: {base}/docs)")
-            print(f"  WebSocket  ws://{resolved.api_host}:{resolved.api_port}/api/orders/<id>/ws")
-            if resolved.dashboard and not resolved.ray_address:
-                print(f"  dashboard  http://127.0.0.1:{resolved.dashboard_port}")
-            print(f"  PostgreSQL {_redact(resolved.database_url)}")
-            print(f"  Redis      {_redact(resolved.redis_url)}")
-            print("Ctrl-C stops everything.\n", flush=True)
-            if ready is not None:
-                ready.set()
             while not stop.wait(0.5):
                 pass
         finally:
             print("stopping...", flush=True)
-            try:
-                serve.shutdown()
-            finally:
-                stop_actors(actors)
-                ray.shutdown()
     return 0
+
+
+def _print_banner(settings: EngineSettings, took_s: float) -> None:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    print(f"\nengine up in {took_s:.1f}s", flush=True)
+    print(f"  API        {base}   (docs: {base}/docs)")
+    print(f"  WebSocket  ws://{settings.api_host}:{settings.api_port}/api/orders/<id>/ws")
+    if settings.dashboard and not settings.ray_address:
+        print(f"  dashboard  http://127.0.0.1:{settings.dashboard_port}")
+    print(f"  PostgreSQL {_redact(settings.database_url)}")
+    print(f"  Redis      {_redact(settings.redis_url)}")
+    print("Ctrl-C stops everything.\n", flush=True)
 
 
 def _redact(url: str | None) -> str:
@@ -104,7 +109,7 @@ def _redact(url: str | None) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from engine.demo import run_demo_client
+    from runtime.demo import run_demo_client
 
     if args.url:
         return asyncio.run(run_demo_client(args.url, args.orders))
@@ -113,7 +118,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if _healthy(url):
         return asyncio.run(run_demo_client(url, args.orders))
     print("no engine at", url, "- starting one (dexengine up)...", flush=True)
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "up"], env=os.environ.copy())
+    engine = subprocess.Popen([sys.executable, "-m", "runtime.cli", "up"], env=os.environ.copy())
     try:
         deadline = time.monotonic() + 240
         while not _healthy(url):

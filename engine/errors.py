@@ -1,4 +1,4 @@
-"""Typed errors raised by the stores."""
+"""Typed errors of the order store port (raised by its adapters, caught by the lifecycle and the API)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,7 @@ class DuplicateOrderId(StorageError):
 
 class InvalidCursor(StorageError, ValueError):
     pass
+
+
+class EngineUnavailable(Exception):
+    """The engine's actors could not be reached or did not answer in time."""

@@ -1,0 +1,47 @@
+"""The lifecycle's ``Router`` and ``Venues`` ports on Ray actor handles.
+
+A pool that does not answer in time, or whose actor died, raises
+``VenueUnavailable``: the lifecycle then asks the trade ledger what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+
+from engine.plans import Fill, HeldPool, Rejection, RouteDecision, SwapOrder, decision_from_json
+from engine.ports import VenueUnavailable
+
+
+class RayRouter:
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
+        return decision_from_json(await self._handle.route.remote(token_in, token_out, amount_in))
+
+
+class RayVenues:
+    def __init__(self, pools: dict[str, Any]) -> None:
+        self._pools = pools
+
+    async def _call(self, call: Any, timeout: float | None) -> Any:
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except asyncio.TimeoutError as exc:
+            raise VenueUnavailable(f"no answer in {timeout:.1f}s") from exc
+        except ray.exceptions.RayActorError as exc:
+            raise VenueUnavailable(type(exc).__name__) from exc
+
+    async def swap(self, pool_id: str, order: SwapOrder, *, timeout: float) -> Fill | Rejection:
+        return await self._call(self._pools[pool_id].swap.remote(order), timeout)
+
+    async def hold(
+        self, pool_id: str, order_id: str, *, lease_s: float, give_up_at: float, timeout: float
+    ) -> HeldPool | Rejection:
+        return await self._call(self._pools[pool_id].hold.remote(order_id, lease_s, give_up_at), timeout)
+
+    async def release(self, pool_id: str, order_id: str) -> None:
+        await self._call(self._pools[pool_id].release.remote(order_id), None)

@@ -1,0 +1,197 @@
+"""The order lifecycle: pending → routing → building → submitted → confirmed | failed.
+
+``OrderLifecycle.run`` drives one order as far as it goes now. It reads where
+the order stands and carries on from there, so a redelivered order (its
+executor killed mid-order, the engine restarted) resumes instead of starting
+over: a submitted swap is re-sent to the same pool under the same
+(order id, leg) key, which the pool fills at most once. Every status change
+is committed before it is published. A transient failure sends the order back
+to ``pending`` with a backoff; after the last retry, or on a failure no retry
+can fix, it is ``failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sim.orders import OrderStatus, RetryPolicy
+from sim.routing import Route
+from sim.tokens import TokenRegistry
+
+from engine.errors import StaleTransition
+from engine.execution import LegExecutor, Timing
+from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json
+from engine.records import OrderRecord
+from engine.ports import Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, Venues
+from engine.event_details import building_details, confirmed_details, routing_details, settle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Run:
+    """One run of one order: the last seq and status it committed (its CAS guard)."""
+
+    order_id: str
+    attempt: int
+    seq: int
+    status: OrderStatus
+    since: datetime
+    created_at: datetime
+    dex: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePorts:
+    orders: OrderBook
+    trades: TradeLedger
+    events: EventFeed
+    router: Router
+    venues: Venues
+    clock: Clock
+    metrics: LifecycleMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleConfig:
+    retry: RetryPolicy = RetryPolicy()
+    timing: Timing = field(default_factory=Timing)
+
+
+class OrderLifecycle:
+    def __init__(self, ports: LifecyclePorts, tokens: TokenRegistry, config: LifecycleConfig,
+                 rng: random.Random | None = None) -> None:  # fmt: skip
+        self._ports = ports
+        self._tokens = tokens
+        self._config = config
+        self._legs = LegExecutor(ports.venues, ports.trades, ports.clock, config.timing, rng or random.Random())
+
+    async def run(self, order_id: str, started_at: float | None = None) -> RunOutcome:
+        """Drive an order as far as it goes now; nothing is raised but what the store raises."""
+        order = await self._ports.orders.get_order(order_id)
+        if order is None:
+            return RunOutcome("missing")
+        status = order.status
+        if status.is_final:
+            return RunOutcome(str(status))
+        # The first attempt is queued with seq 1; a retry's pending row names the next one.
+        fresh = status == OrderStatus.PENDING and order.seq > 1
+        attempt = order.attempts + 1 if fresh else max(order.attempts, 1)
+        run = _Run(order.id, attempt, order.seq, status, order.updated_at, order.created_at, order.dex)
+        try:
+            return await self._advance(run, order, started_at)
+        except OrderFailure as failure:
+            return await self._fail_attempt(run, failure)
+        except StaleTransition:
+            # Someone else advanced this order meanwhile: theirs is the truth.
+            current = await self._ports.orders.get_order(order_id)
+            return RunOutcome(str(current.status) if current else "missing", superseded=True)
+        except Exception as exc:  # noqa: BLE001
+            # The router or a pool could not answer (or a bug): a bounded retry,
+            # so that the order still ends confirmed or failed.
+            log.exception("order %s: attempt %d broke", order_id, attempt)
+            failure = OrderFailure("ENGINE_ERROR", f"{type(exc).__name__}: {exc}"[:300], True)
+            return await self._fail_attempt(run, failure)
+
+    async def _advance(self, run: _Run, order: OrderRecord, started_at: float | None) -> RunOutcome:
+        if run.status == OrderStatus.PENDING:
+            route = await self._route(run, order, started_at)
+            plan = await self._build(run, order, route)
+        elif run.status == OrderStatus.ROUTING:
+            plan = await self._build(run, order, _stored_route(order))
+        else:
+            plan = ExecutionPlan.from_json(order.route)
+        if run.status == OrderStatus.BUILDING:
+            plan = await self._submit(run, plan)
+        fills = await self._legs.execute(order.id, plan)
+        return await self._confirm(run, order, plan, fills)
+
+    async def _transition(self, run: _Run, to: OrderStatus, details: dict[str, Any], **fields: Any) -> None:
+        event = await self._ports.orders.transition(
+            run.order_id, to, attempt=run.attempt, details=details, fields=fields or None, expected_seq=run.seq
+        )
+        previous, run.status, run.seq = run.status, to, event.seq
+        since, run.since = run.since, event.timestamp
+        self._ports.metrics.stage(previous, to, max(0.0, (event.timestamp - since).total_seconds()))
+        try:
+            await self._ports.events.publish(event)
+        except Exception:  # noqa: BLE001 — committed already; followers replay from the store
+            log.debug("order %s: publish of seq %d failed", run.order_id, event.seq, exc_info=True)
+
+    async def _route(self, run: _Run, order: OrderRecord, started_at: float | None) -> Route:
+        decision = await self._ports.router.route(order.token_in, order.token_out, order.amount_in)
+        details = routing_details(decision, started_at)
+        if decision.route is None:
+            # The routing happened and found nothing: show it, then fail or retry.
+            await self._transition(run, OrderStatus.ROUTING, details)
+            failure = decision.failure
+            assert failure is not None
+            raise OrderFailure.of(failure)
+        route = decision.route
+        run.dex = "+".join(sorted(set(route.dexes)))
+        await self._transition(
+            run, OrderStatus.ROUTING, details,
+            route=route.to_dict(), dex=run.dex, pool_id=",".join(route.pool_ids),
+        )  # fmt: skip
+        return route
+
+    async def _build(self, run: _Run, order: OrderRecord, route: Route) -> ExecutionPlan:
+        min_out = route.amount_out * (10_000 - order.slippage_bps) // 10_000
+        plan = ExecutionPlan(route, min_out)
+        details = building_details(plan, self._tokens[order.token_out], order.slippage_bps)
+        await self._transition(run, OrderStatus.BUILDING, details, route=plan.to_json())
+        return plan
+
+    async def _submit(self, run: _Run, plan: ExecutionPlan) -> ExecutionPlan:
+        expires_at = self._ports.clock.time() + self._config.timing.tx_expiry_s
+        plan = plan.submitted(expires_at, run.attempt, run.order_id)
+        details = {"txSignature": plan.signature, "expiresAt": expires_at}
+        await self._transition(
+            run, OrderStatus.SUBMITTED, details, route=plan.to_json(), tx_signature=plan.signature
+        )
+        return plan
+
+    async def _confirm(self, run: _Run, order: OrderRecord, plan: ExecutionPlan, fills: list[Fill]) -> RunOutcome:
+        settlement = settle(plan, fills, self._tokens[order.token_in], self._tokens[order.token_out])
+        details = confirmed_details(settlement, self._tokens, order.token_in, order.token_out, plan.dex)
+        await self._transition(
+            run, OrderStatus.CONFIRMED, details,
+            amount_out=settlement.amount_out, executed_price=settlement.price, fee=settlement.fee_in,
+            price_impact_bps=settlement.price_impact_bps, dex=plan.dex, tx_signature=settlement.signature,
+        )  # fmt: skip
+        self._finished(run, OrderStatus.CONFIRMED, plan.dex)
+        return RunOutcome("confirmed")
+
+    async def _fail_attempt(self, run: _Run, failure: OrderFailure) -> RunOutcome:
+        rejection = failure.rejection
+        delay = self._config.retry.delay_before(run.attempt + 1) if rejection.transient else None
+        info = {**rejection.to_json(), **failure.details}
+        if run.status == OrderStatus.PENDING:
+            # Failed before routing was recorded: record the attempt, so it counts.
+            await self._transition(run, OrderStatus.ROUTING, {"error": info})
+        if delay is not None:
+            details = {"retry": True, "nextAttempt": run.attempt + 1, "retryInS": delay, "error": info}
+            await self._transition(run, OrderStatus.PENDING, details)
+            self._ports.metrics.retried(rejection.code)
+            return RunOutcome("pending", retry_in=delay)
+        details = {"error": info, "attempts": run.attempt}
+        await self._transition(
+            run, OrderStatus.FAILED, details, error_code=rejection.code, error_message=rejection.message
+        )
+        self._finished(run, OrderStatus.FAILED, run.dex or "none")
+        return RunOutcome("failed")
+
+    def _finished(self, run: _Run, status: OrderStatus, dex: str) -> None:
+        age = self._ports.clock.time() - run.created_at.timestamp()
+        self._ports.metrics.finished(status, dex, max(0.0, age))
+
+
+def _stored_route(order: OrderRecord) -> Route:
+    if not order.route:
+        # Routed and found nothing, then stopped before the failure was recorded.
+        raise OrderFailure("ENGINE_ERROR", "the routing left no route; routing again", True)
+    return route_from_json(order.route)

@@ -1,0 +1,243 @@
+"""The ports the application layer runs on: what it needs, not who provides it.
+
+Adapters implement them (``storage/`` on PostgreSQL and Redis, ``actors/`` on
+Ray); unit tests implement them in memory. Nothing here imports an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sim.orders import OrderStatus
+
+from engine.plans import Fill, HeldPool, Rejection, RouteDecision, SwapOrder
+from engine.records import NewOrder, OrderRecord, StatusEvent, TradeRecord
+
+
+class OrderBook(Protocol):
+    """The orders and their status history: the source of truth."""
+
+    async def get_order(self, order_id: str) -> OrderRecord | None: ...
+
+    async def transition(
+        self,
+        order_id: str,
+        to: OrderStatus,
+        *,
+        attempt: int,
+        details: dict[str, Any],
+        fields: Mapping[str, Any] | None = None,
+        expected_seq: int | None = None,
+    ) -> StatusEvent:
+        """Commit one status change (compare-and-set on ``expected_seq``); raises StaleTransition."""
+        ...
+
+
+class OrderIntake(Protocol):
+    """Storing a new order with its first history row, idempotently."""
+
+    async def create_order(
+        self,
+        order: NewOrder,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        client_id: str | None = None,
+    ) -> tuple[OrderRecord, StatusEvent | None]:
+        """The stored order and its first event; no event when the idempotency key named an earlier order."""
+        ...
+
+    async def history(self, order_id: str, after_seq: int = 0) -> list[StatusEvent]: ...
+
+
+class TradeLedger(Protocol):
+    """The trades recorded against pools (a leg's fill, once recorded, is final)."""
+
+    async def trade_for_order(self, order_id: str, leg: int = 0) -> TradeRecord | None: ...
+
+
+class EventFeed(Protocol):
+    """Publishing committed status changes to whoever follows the order."""
+
+    async def publish(self, event: StatusEvent) -> int: ...
+
+
+class EventSubscriptions(Protocol):
+    def subscribe(self, order_id: str) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]: ...
+
+
+class WorkQueue(Protocol):
+    """The queue of orders waiting to be run."""
+
+    async def enqueue(self, order_id: str) -> str: ...
+
+
+class Router(Protocol):
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision: ...
+
+
+class VenueUnavailable(Exception):
+    """A pool did not answer (dead, restarting or too slow): the outcome is unknown."""
+
+
+class Venues(Protocol):
+    """The pools, by id. Every call raises :class:`VenueUnavailable` when the pool does not answer."""
+
+    async def swap(self, pool_id: str, order: SwapOrder, *, timeout: float) -> Fill | Rejection: ...
+
+    async def hold(
+        self, pool_id: str, order_id: str, *, lease_s: float, give_up_at: float, timeout: float
+    ) -> HeldPool | Rejection: ...
+
+    async def release(self, pool_id: str, order_id: str) -> None: ...
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class LifecycleMetrics(Protocol):
+    def stage(self, previous: OrderStatus, to: OrderStatus, seconds: float) -> None: ...
+
+    def retried(self, code: str) -> None: ...
+
+    def finished(self, status: OrderStatus, dex: str, seconds: float) -> None: ...
+
+
+class PoolLedger(TradeLedger, Protocol):
+    """A pool's genesis and trades: the state it rebuilds itself from."""
+
+    async def ensure_genesis(self, pool_id: str, snapshot: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def latest_state(self, pool_id: str) -> dict[str, Any] | None: ...
+
+    async def record_trade(self, pool_id: str, **trade: Any) -> TradeRecord: ...
+
+
+class UnfinishedOrders(Protocol):
+    async def unfinished_orders(self, older_than_s: float = 0, *, limit: int | None = None) -> list[OrderRecord]: ...
+
+
+class DispatchQueue(WorkQueue, Protocol):
+    """The queue as its consumer sees it: deliveries to ack, retries to defer, lost ones to reclaim."""
+
+    async def ensure_group(self) -> None: ...
+
+    async def read(self, consumer: str, count: int = 1, block_ms: int | None = None) -> list[tuple[str, str]]: ...
+
+    async def ack(self, msg_id: str) -> bool: ...
+
+    async def defer(self, msg_id: str, order_id: str, due_at: float) -> None: ...
+
+    async def promote_due(self, now: float) -> int: ...
+
+    async def pending_for(self, consumer: str, *, batch: int = 100) -> list[tuple[str, str]]: ...
+
+    async def claim_stale(self, consumer: str, min_idle_ms: int, *, count: int = 100) -> list[tuple[str, str]]: ...
+
+    async def queued_order_ids(self, *, batch: int = 1000) -> set[str]: ...
+
+    async def depth(self) -> Any: ...
+
+
+class StartLimiter(Protocol):
+    async def hit(self, client_id: str) -> tuple[bool, float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorStores:
+    orders: OrderBook
+    trades: TradeLedger
+    events: EventFeed
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherStores:
+    orders: UnfinishedOrders
+    queue: DispatchQueue
+    starts: StartLimiter
+
+
+class Connector(Protocol):
+    """Opens the stores each engine process needs; handed to the actors by the composition root.
+
+    It must pickle (it travels to Ray workers): it carries addresses, not connections.
+    """
+
+    async def executor_stores(self) -> ExecutorStores: ...
+
+    async def pool_ledger(self) -> PoolLedger: ...
+
+    async def dispatcher_stores(self, *, starts_per_window: int, window_s: float) -> DispatcherStores: ...
+
+
+class EngineGateway(Protocol):
+    """What the API needs from the running engine: route previews, pools, dispatcher figures, health.
+
+    Implementations raise ``engine.errors.EngineUnavailable`` when the engine does not answer.
+    """
+
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
+        """The router's answer: ``{"route", "error", "quotes", "skipped", "reason"}`` (base units)."""
+        ...
+
+    async def pool_summaries(self) -> list[dict[str, Any]]: ...
+
+    async def dispatcher_stats(self) -> dict[str, Any]:
+        """``{running, concurrency, rateLimitPerMinute, started, completed, failed, retried}``."""
+        ...
+
+    async def health(self) -> dict[str, Any]:
+        """``{"ok": bool, ...}``; never raises."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class RateWindows(Protocol):
+    """Sliding windows shared by every process (one per ``prefix`` and key)."""
+
+    def window(self, *, limit: int, window_s: float, prefix: str) -> StartLimiter: ...
+
+
+class StoreHealth(Protocol):
+    """Probes of what the API stands on; each raises when its store does not answer."""
+
+    async def ping_database(self) -> None: ...
+
+    async def ping_redis(self) -> None: ...
+
+
+class OrderReads(Protocol):
+    """What the API reads of the orders."""
+
+    async def get_order(self, order_id: str) -> OrderRecord | None: ...
+
+    async def history(self, order_id: str, after_seq: int = 0) -> list[StatusEvent]: ...
+
+    async def list_orders(
+        self, *, status: Any = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[OrderRecord], str | None]: ...
+
+
+class QueueFigures(Protocol):
+    async def depth(self) -> Any:
+        """waiting, pending, delayed (``storage.queue.QueueDepth``)."""
+        ...
+
+
+class ApiOrderStore(OrderIntake, OrderReads, Protocol):
+    """The order store as the API uses it: taking orders in, reading them back."""
+
+
+class ApiQueue(WorkQueue, QueueFigures, Protocol):
+    """The queue as the API uses it: queueing accepted orders, showing its depth."""
+
+
+class ApiFeed(EventFeed, EventSubscriptions, Protocol):
+    """The event feed as the API uses it: publishing the first event, following an order."""

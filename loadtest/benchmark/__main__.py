@@ -1,0 +1,7 @@
+"""``python -m loadtest.benchmark``."""
+
+import sys
+
+from loadtest.benchmark.cli import main
+
+sys.exit(main())

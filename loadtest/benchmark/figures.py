@@ -1,0 +1,121 @@
+"""The report's table of figures, what limited each, and the notes on a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadtest.benchmark.formatting import cpu_text, fmt
+from loadtest.benchmark.profiling import py_spy_available
+
+Row = tuple[str, ...]  # #, figure, value, limit / goal, ratio, limited by
+# other processes busier than this on the machine: the figures are marked lower
+OTHER_CORES_NOTE = 0.3
+
+
+def seed_rows(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    seed = data.get("seed")
+    if seed:
+        rows.append(("1", "seed defaults: sustained throughput", f"{seed['throughputPerS']}/s ({seed['throughputPerMin']}/min)",
+                     f"{seed['limitPerS']}/s = min(rate {seed['rateLimitPerS']}/s, executors/order time {seed['executorBoundPerS']}/s); goal ≥ 0.97",
+                     fmt(seed["ratio"], 3), seed["limitedBy"]))  # fmt: skip
+    eb = data.get("executorBound")
+    if eb:
+        rows.append(("1b", "seed latencies, no rate limit", f"{eb['throughputPerS']}/s",
+                     f"{eb['executorBoundPerS']}/s = executors / {eb['meanOrderS']} s", fmt(eb["ratio"], 3),
+                     "executors × order time"))  # fmt: skip
+    return rows
+
+
+def ceiling_rows(data: dict[str, Any]) -> list[Row]:
+    c = data.get("ceiling")
+    if not c:
+        return []
+    un = c["unloaded"]
+    at = c["atCeiling"]
+    return [
+        ("2", "engine ceiling: orders/s end to end", f"{c['throughputPerS']}/s", "–", "–",
+         data.get("ceilingLimitedBy", "CPU (see §2)")),
+        ("2", "engine overhead per order (unloaded) p50 / p99",
+         f"{fmt(un['e2eMs']['p50'])} / {fmt(un['e2eMs']['p99'])} ms", "–", "–",
+         "actor hops + PostgreSQL commits per status (see §2)"),
+        ("2", "at the ceiling: executor time per order p50 / p99",
+         f"{fmt(at['executorMs']['p50'])} / {fmt(at['executorMs']['p99'])} ms", "–", "–", "CPU contention"),
+    ]  # fmt: skip
+
+
+def websocket_rows(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    ws = data.get("ws")
+    if ws:
+        d = ws["deliveryMs"]
+        rows.append(("3", "WebSocket delivery p50 / p99", f"{fmt(d['p50'])} / {fmt(d['p99'])} ms", "seed claims < 10 ms",
+                     fmt(d["p99"] / 10 if d["p99"] else None, 2) + " (p99/10 ms)",
+                     "hops, not CPU: commit → Redis publish → the socket's own subscription in the API replica → "
+                     "Serve proxy (a Ray streaming call per message) → client"))  # fmt: skip
+    wt = data.get("watchers")
+    if wt:
+        rows.append(("4", "watchers held, events ≤ 100 ms p99", str(wt["maxWithinBudget"]),
+                     f"tried {', '.join(str(s['watchers']) for s in wt['steps'])}", "–", data.get("watchersLimitedBy", "see §4")))  # fmt: skip
+    return rows
+
+
+def memory_rows(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for phase, states in (data.get("memory") or {}).items():
+        idle = states.get("idle")
+        loads = [v for k, v in states.items() if k != "idle"]
+        peak = max(loads, key=lambda m: m["totalMB"]) if loads else None
+        if idle or peak:
+            ref = idle or peak
+            parts = ", ".join(
+                f"{k} {v['processes']} × {v['MB'] / v['processes']:.0f} MB" if v["processes"] > 1 else f"{k} {v['MB']:.0f} MB"
+                for k, v in list(ref["byRole"].items())[:3]
+            )
+            rows.append(("5", f"memory, {phase} engine: idle / under load",
+                         f"{fmt(idle and idle['totalMB'], 0)} / {fmt(peak and peak['totalMB'], 0)} MB {ref['kind']}",
+                         "–", "–", f"a Python process per actor: {parts}"))  # fmt: skip
+    return rows
+
+
+def summary_rows(data: dict[str, Any]) -> list[Row]:
+    return [*seed_rows(data), *ceiling_rows(data), *websocket_rows(data), *memory_rows(data)]
+
+
+def watchers_limited_by(wt: dict[str, Any]) -> str:
+    last = wt["steps"][-1]
+    if wt["stoppedEarly"] or (last["heldDeliveryMs"]["p99"] or 0) > wt["budgetMs"]:
+        why = f"over budget at {last['watchers']}: " + cpu_text(last["cpu"])
+        if last["errors"]:
+            why += f"; errors {last['errors']}"
+    else:
+        why = f"not reached (largest step tried; {cpu_text(last['cpu'])})"
+    fan = [st for st in wt["steps"] if (st["burstDeliveryMs"]["p99"] or 0) > wt["budgetMs"]]
+    if fan:
+        why += (f". Fan-out of one order's events is the weaker spot: from {fan[0]['burstFanout']} sockets on one "
+                f"order, burst p99 {fmt(fan[0]['burstDeliveryMs']['p99'], 0)} ms")  # fmt: skip
+    return why
+
+
+def limits(data: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    if data.get("ceiling"):
+        c = data["ceiling"]
+        out["ceilingLimitedBy"] = (f"CPU: {fmt(c['engineCpuMsPerOrder'])} ms of engine CPU per order on "
+                                   f"{c['cpu']['cores']} shared cores; " + cpu_text(c["cpu"]))  # fmt: skip
+    wt = data.get("watchers")
+    if wt and wt["steps"]:
+        out["watchersLimitedBy"] = watchers_limited_by(wt)
+    return out
+
+
+def notes(data: dict[str, Any]) -> list[str]:
+    out = []
+    for key, label in (("seed", "seed"), ("ceiling", "ceiling"), ("ws", "ws")):
+        c = (data.get(key) or {}).get("cpu")
+        if c and c["otherCores"] > OTHER_CORES_NOTE:
+            out.append(f"During the {label} phase other processes used {c['otherCores']:.2f} cores of the machine: "
+                       "the figures are lower than on an idle machine.")  # fmt: skip
+    if not py_spy_available():
+        out.append("py-spy is not installed: no profiles (pip install py-spy).")
+    return out

@@ -1,0 +1,7 @@
+"""``python -m loadtest.chaos``."""
+
+import sys
+
+from loadtest.chaos.cli import main
+
+sys.exit(main())

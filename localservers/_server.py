@@ -1,0 +1,238 @@
+"""What both servers share: the reuse-or-start lifecycle, state file and lock in ``data_dir``, PID probes."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("localservers")
+
+HOST = "127.0.0.1"
+Owner = tuple[int, int]  # (uid, gid)
+
+
+class LocalServerError(RuntimeError):
+    """A local server could not be started or stopped."""
+
+
+def wheel_dir(package: str) -> Path:
+    """Where ``package`` is installed, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalServerError(f"the {package} package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie counts as dead)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def process_named(pid: int, name: str) -> bool:
+    """``pid`` is alive and runs ``name`` (the PID in a stale pid file may belong to another program)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        return name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return True
+
+
+def wait_until(check: Callable[[], bool], timeout: float, *, pid: int | None = None) -> bool:
+    """Poll ``check`` until it holds (True), or ``timeout`` passes or process ``pid`` exits (False)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline or (pid is not None and not pid_alive(pid)):
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def write_private(path: Path, text: str, owner: Owner | None = None) -> None:
+    """Replace ``path`` atomically with ``text``, readable by its owner only (it may hold a password)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(text)
+    if owner is not None:
+        os.chown(tmp, *owner)
+    os.replace(tmp, path)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _free_port(preferred: int | None = None) -> int:
+    """``preferred`` if it is free, else a port the kernel picks."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):
+            sock.bind((HOST, preferred or 0))
+            return int(sock.getsockname()[1])
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # flock belongs to the open file, so this serialises this process's threads as well as other processes
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# the servers this process started, to stop when it exits (strong references on purpose)
+_stop_at_exit: set[LocalServer] = set()
+_OWNER_PID = os.getpid()
+
+
+@atexit.register
+def _stop_started_servers() -> None:
+    if os.getpid() != _OWNER_PID:
+        return  # a forked child must not stop its parent's servers
+    for server in list(_stop_at_exit):
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+class LocalServer:
+    """A server run from ``data_dir``: reused when already running there, else started.
+
+    Both servers daemonize, so only an exit hook ties them to this process:
+    :meth:`start` enrols the servers it started (not those it reused) to be
+    stopped when this process exits, and :meth:`detach` takes one off.
+    """
+
+    kind = "server"
+    start_timeout = 60.0
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.port: int | None = None  # kept after stop(): restart() comes back on it
+        self.pid: int | None = None
+        self.url: str | None = None
+        self.reused = False  # whether start() found it running
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None and pid_alive(self.pid)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.kind}.log"
+
+    def url_for(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        """Reuse the server running from ``data_dir``, or start one; its URL. Idempotent."""
+        if self.url is not None and self.running:
+            return self.url
+        began = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.data_dir / ".lock"):
+            self.port = self._find_running()
+            self.reused = self.port is not None
+            if self.port is None:
+                self.port = self._launch_on_a_free_port()
+            self._after_start()
+        self.url = self.url_for()
+        if not self.reused:
+            _stop_at_exit.add(self)
+        how, took = "reused" if self.reused else "started", time.monotonic() - began
+        log.info("%s %s on %s:%s in %.2fs (pid %s)", self.kind, how, HOST, self.port, took, self.pid)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the server running from ``data_dir``, whoever started it. Idempotent."""
+        if self.data_dir.exists():
+            with _file_lock(self.data_dir / ".lock"):
+                self._shutdown()
+        self.pid = self.url = None
+        _stop_at_exit.discard(self)
+
+    def detach(self) -> None:
+        """Leave the server running when this process exits."""
+        _stop_at_exit.discard(self)
+
+    def restart(self, downtime_s: float = 0.0) -> str:
+        """Stop, stay down ``downtime_s`` seconds, start again on the same port and data (fault tests)."""
+        self.stop()
+        time.sleep(downtime_s)
+        return self.start()
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            state = json.loads((self.data_dir / "server.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _save_state(self, **values: Any) -> None:
+        write_private(self.data_dir / "server.json", json.dumps({**self._state(), **values}))
+
+    def _password(self) -> str:
+        password = self._state().get("password")
+        if not isinstance(password, str) or not password:
+            password = secrets.token_urlsafe(18)
+            self._save_state(password=password)
+        return password
+
+    def _launch_on_a_free_port(self) -> int:
+        previous = self._state().get("port")  # so that URLs stay the same across restarts
+        port = _free_port(previous if isinstance(previous, int) else None)
+        for attempt in (1, 2, 3):
+            try:
+                self._launch(port)
+                break
+            except LocalServerError:
+                # someone may have taken the port between our probe and the server's bind
+                if attempt == 3 or _free_port(port) == port:
+                    raise
+                log.warning("%s: port %s was taken; trying another", self.kind, port)
+                port = _free_port()
+        self._save_state(port=port)
+        return port
+
+    # each server: the port of a healthy server already running (setting pid) or None; launch on a
+    # port and wait until it answers (setting pid); what to do once it answers; stop it if running
+    def _find_running(self) -> int | None:
+        raise NotImplementedError
+
+    def _launch(self, port: int) -> None:
+        raise NotImplementedError
+
+    def _after_start(self) -> None:
+        pass
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Turning the engine's records and answers (snake_case, base units) into the API's response models."""

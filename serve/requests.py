@@ -1,0 +1,125 @@
+"""The order request as it travels: JSON types, aliases and lengths, checked by pydantic.
+
+Two steps judge an order. This model is the first: it accepts any order that
+is well-formed JSON of the right types (and its OpenAPI schema comes from
+these types), answering 422 ``VALIDATION_ERROR`` otherwise. Whether the
+order makes sense on this market (known, different tokens, an amount the
+token can express, slippage in range) needs the token registry and the API's
+options, so :func:`serve.validation.validate_order` judges that next, naming
+every field at fault at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from serve.camel import CamelModel
+
+MAX_TOKEN_REF_CHARS = 64
+
+NumberOrText = int | float | str
+
+
+def _number_or_text(expected: str) -> Callable[[Any], NumberOrText]:
+    """A validator that lets a JSON number or string through unchanged; ``expected`` says what else is wrong."""
+
+    def check(value: Any) -> NumberOrText:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise PydanticCustomError("VALIDATION_ERROR", expected)
+        return value
+
+    return check
+
+
+TokenRef = Annotated[str, StringConstraints(max_length=MAX_TOKEN_REF_CHARS)]
+"""A token by symbol (any case) or mint address, as the client wrote it."""
+
+OrderTypeName = Annotated[str, StringConstraints(max_length=32)]
+
+DecimalAmount = Annotated[
+    NumberOrText,
+    PlainValidator(_number_or_text('must be a decimal string such as "1.5" or a number')),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}]}),
+]
+"""Token units, as a decimal string (exact) or a JSON number; its value is judged against the token later."""
+
+SlippageBps = Annotated[
+    NumberOrText,
+    PlainValidator(_number_or_text("must be an integer number of basis points")),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 5000}),
+]
+
+SlippageFraction = Annotated[
+    NumberOrText,
+    PlainValidator(_number_or_text("must be a fraction such as 0.01 (1 %)")),
+    WithJsonSchema({"type": "number"}),
+]
+
+
+EXECUTE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "market": {
+        "summary": "Market order: sell 1.5 SOL for USDC, 1 % slippage",
+        "value": {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5", "slippageBps": 100},
+    },
+    "by_mint": {
+        "summary": "Tokens by mint address, amount as a JSON number, default slippage (50 bps)",
+        "value": {
+            "type": "market",
+            "tokenIn": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+            "tokenOut": "So11111111111111111111111111111111111111112",
+            "amountIn": 250,
+        },
+    },
+    "seed_aliases": {
+        "summary": "The original spec's field names: amount, and slippage as a fraction (0.01 = 1 %)",
+        "value": {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 2, "slippage": 0.01},
+    },
+    "two_hop": {
+        "summary": "BONK to USDC (routed through SOL when that pays more)",
+        "value": {"type": "market", "tokenIn": "BONK", "tokenOut": "USDC", "amountIn": "5000000", "slippageBps": 150},
+    },
+}
+
+
+class ExecuteOrderRequest(CamelModel):
+    """A new order. Unknown fields are ignored."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXECUTE_EXAMPLES["market"]["value"]]})
+
+    type: OrderTypeName = Field(
+        "market",
+        validation_alias=AliasChoices("type", "orderType"),
+        description="Order type. Only `market` is executed today; `limit` and `sniper` are "
+        "planned and answered with 422 UNSUPPORTED_ORDER_TYPE. Alias: `orderType`.",
+        examples=["market"],
+    )
+    token_in: TokenRef = Field(
+        description="Token sold: a symbol (SOL, USDC, USDT, BONK, JUP; any case) or a mint address.",
+        examples=["SOL"],
+    )
+    token_out: TokenRef = Field(
+        description="Token bought: a symbol or a mint address; must differ from tokenIn.",
+        examples=["USDC"],
+    )
+    amount_in: DecimalAmount | None = Field(
+        None,
+        description="Amount of tokenIn to sell, in token units (not base units): a decimal string "
+        "(preferred, exact) or a JSON number. At most the token's decimals of precision.",
+        examples=["1.5"],
+    )
+    amount: DecimalAmount | None = Field(
+        None, description="Alias of amountIn, for clients written for the original spec.", examples=[1.5]
+    )
+    slippage_bps: SlippageBps | None = Field(
+        None, description="Slippage tolerance in basis points, 1..5000 (default 50 = 0.5 %).", examples=[100]
+    )
+    slippage: SlippageFraction | None = Field(
+        None,
+        description="Alias of slippageBps as a fraction, for clients written for the original spec: "
+        "0.01 is 1 % (100 bps); 0.0001..0.5.",
+        examples=[0.01],
+    )

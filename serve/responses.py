@@ -1,0 +1,199 @@
+"""The API's response models (camelCase JSON); amounts are token units as decimal strings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from serve.camel import CamelModel
+from sim.orders import OrderStatus
+
+# --------------------------------------------------------------------------- orders
+
+
+class OrderTerms(CamelModel):
+    type: str = Field(examples=["market"])
+    token_in: str = Field(examples=["SOL"])
+    token_out: str = Field(examples=["USDC"])
+    amount_in: str = Field(description="Token units.", examples=["1.5"])
+    slippage_bps: int = Field(examples=[100])
+
+
+class ExecuteOrderResponse(CamelModel):
+    order_id: str = Field(description="The order's id (UUID).", examples=["5b0c3f9e-8f0e-4a52-9d0c-6a3f0b7f6f21"])
+    status: OrderStatus = Field(description="Current status: `pending` for a new order.")
+    ws_url: str = Field(
+        description="Absolute WebSocket URL of the order's status stream.",
+        examples=["ws://127.0.0.1:8000/api/orders/5b0c3f9e-8f0e-4a52-9d0c-6a3f0b7f6f21/ws"],
+    )
+    ws_path: str = Field(
+        description="The same, relative to the API.",
+        examples=["/api/orders/5b0c3f9e-8f0e-4a52-9d0c-6a3f0b7f6f21/ws"],
+    )
+    order_url: str = Field(description="Where the order can be read.", examples=["/api/orders/5b0c3f9e-..."])
+    created: bool = Field(description="False when an Idempotency-Key returned an existing order.")
+    order: OrderTerms = Field(
+        description="The order as understood: canonical symbols, amount in token units, slippage in bps."
+    )
+
+
+class RouteLegView(CamelModel):
+    pool_id: str
+    dex: str
+    token_in: str
+    token_out: str
+    amount_in: str = Field(description="Token units of tokenIn.")
+    amount_out: str = Field(description="Token units of tokenOut.")
+    fee: str | None = Field(None, description="Token units of tokenIn paid as fee.")
+    price_impact_bps: float | None = None
+
+
+class RouteView(CamelModel):
+    kind: str = Field(description="single, split or two_hop", examples=["single"])
+    amount_in: str
+    amount_out: str = Field(description="Expected output, token units.")
+    min_amount_out: str | None = Field(None, description="Output below which the swap is refused.")
+    price_impact_bps: float | None = None
+    legs: list[RouteLegView]
+
+
+class OrderError(CamelModel):
+    code: str
+    message: str | None = None
+
+
+class OrderView(CamelModel):
+    order_id: str
+    type: str
+    status: OrderStatus
+    token_in: str
+    token_out: str
+    mint_in: str
+    mint_out: str
+    amount_in: str = Field(description="Token units.", examples=["1.5"])
+    amount_in_base_units: str = Field(examples=["1500000000"])
+    slippage_bps: int
+    seq: int = Field(description="Sequence number of the last status event.")
+    attempts: int
+    dex: str | None = None
+    pool_id: str | None = None
+    route: RouteView | None = None
+    amount_out: str | None = Field(None, description="Filled output, token units (confirmed orders).")
+    amount_out_base_units: str | None = None
+    executed_price: str | None = Field(None, description="tokenOut per tokenIn, fees included.")
+    fee: str | None = Field(None, description="Fee paid, token units of tokenIn.")
+    price_impact_bps: float | None = None
+    tx_signature: str | None = None
+    error: OrderError | None = None
+    idempotency_key: str | None = None
+    created_at: str
+    updated_at: str
+    ws_path: str
+
+
+class StatusEventView(CamelModel):
+    """One status change (also what the WebSocket sends, with ``"type": "status"``)."""
+
+    order_id: str
+    seq: int = Field(description="Per-order sequence number: 1, 2, 3... with no gaps.")
+    status: OrderStatus
+    attempt: int
+    timestamp: str = Field(description="When it was committed (UTC, ISO-8601).")
+    details: dict[str, Any] = Field(
+        description="Per status: routing: every venue's quote and the choice; building: route, expectedOut, "
+        "minOut; submitted: txSignature; confirmed: amountOut, executedPrice, fee, priceImpactBps, dex, "
+        "txSignature; failed: error {code, message}, attempts; pending (retry): error, retryInS."
+    )
+
+
+class HistoryResponse(CamelModel):
+    order_id: str
+    status: OrderStatus
+    final: bool
+    events: list[StatusEventView]
+
+
+class OrderListResponse(CamelModel):
+    orders: list[OrderView]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null on the last.")
+    limit: int
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class QueueMetricsResponse(CamelModel):
+    waiting: int = Field(description="Queued, not yet started.")
+    running: int | None = Field(description="Being executed now (null when the engine does not answer).")
+    retrying: int = Field(description="Waiting for a retry after a transient failure.")
+    completed: int = Field(description="Orders confirmed (all time).")
+    failed: int = Field(description="Orders failed (all time).")
+    rate_limit_per_minute: int
+    concurrency: int
+    by_status: dict[str, int] = Field(description="Orders per current status, from PostgreSQL.")
+    dispatcher: dict[str, Any] | None = Field(
+        None, description="The dispatcher's counters since it started (null when it does not answer)."
+    )
+    engine_available: bool
+
+
+class CheckResult(CamelModel):
+    ok: bool
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class HealthResponse(CamelModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, CheckResult] = Field(description="postgres, redis, ray")
+    down: list[str] = Field(default_factory=list)
+    error: dict[str, Any] | None = Field(None, description="The error shape, when something is down (503).")
+
+
+# --------------------------------------------------------------------------- market
+
+
+class PoolView(CamelModel):
+    pool_id: str
+    dex: str
+    kind: str = Field(description="cpmm (constant product) or dlmm (bins)")
+    pair: str = Field(examples=["SOL/USDC"])
+    base: str
+    quote: str
+    fee_bps: float
+    spot_price: float = Field(description="quote per base, human units, fees excluded")
+    reserves: dict[str, str] = Field(description="Token units held, by symbol.")
+    active_bin: int | None = None
+    bins: int | None = None
+
+
+class PoolsResponse(CamelModel):
+    pools: list[PoolView]
+
+
+class QuoteView(CamelModel):
+    pool_id: str = Field(description="The pool, or 'pool > pool' for a two-hop path.")
+    dex: str
+    kind: str = Field("single", description="'single' (one pool) or 'two_hop' (through `via`).")
+    via: str | None = None
+    amount_in: str | None = None
+    amount_out: str | None = None
+    fee: str | None = None
+    fee_bps: float | None = None
+    price_impact_bps: float | None = None
+    execution_price: float | None = None
+    error: str | None = Field(None, description="Why this venue has no quote.")
+    message: str | None = None
+
+
+class QuoteResponse(CamelModel):
+    token_in: str
+    token_out: str
+    amount_in: str
+    slippage_bps: int
+    route: RouteView
+    quotes: list[QuoteView] = Field(description="Every venue of the pair, best or not.")
+    skipped: list[dict[str, Any]] = Field(description="Venues that did not answer in time.")
+    best_dex: str
+    reason: str

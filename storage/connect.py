@@ -1,0 +1,60 @@
+"""The storage adapters wired for each engine process, behind ``engine.ports.Connector``.
+
+The composition root hands a :class:`StorageConnector` to every actor; it
+carries only the two addresses, so it pickles into Ray workers, and each
+process opens the connections it needs there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
+from engine.ports import DispatcherStores, ExecutorStores
+from storage.db import open_pool
+from storage.events import EventBus
+from storage.orders import OrderStore
+from storage.queue import OrderQueue
+from storage.ratelimit import SlidingWindowLimiter
+from storage.redis_client import open_redis
+from storage.trades import PoolTradeStore
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConnector:
+    database_url: str
+    redis_url: str
+
+    async def executor_stores(self) -> ExecutorStores:
+        db = await open_pool(self.database_url, min_size=1, max_size=2)
+        return ExecutorStores(
+            orders=OrderStore(db), trades=PoolTradeStore(db), events=EventBus(open_redis(self.redis_url))
+        )
+
+    async def pool_ledger(self) -> PoolTradeStore:
+        return PoolTradeStore(await open_pool(self.database_url, min_size=1, max_size=2))
+
+    async def dispatcher_stores(self, *, starts_per_window: int, window_s: float) -> DispatcherStores:
+        redis = open_redis(self.redis_url)
+        queue = OrderQueue(redis)
+        await queue.ensure_group()
+        starts = SlidingWindowLimiter(redis, limit=starts_per_window, window_s=window_s, prefix="engine:starts")
+        db = await open_pool(self.database_url, min_size=1, max_size=2)
+        return DispatcherStores(orders=OrderStore(db), queue=queue, starts=starts)
+
+
+class StoreHealthChecks:
+    """``engine.ports.StoreHealth`` on a PostgreSQL pool and a Redis client."""
+
+    def __init__(self, pool: AsyncConnectionPool, redis: aioredis.Redis) -> None:
+        self.pool = pool
+        self.redis = redis
+
+    async def ping_database(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def ping_redis(self) -> None:
+        await self.redis.ping()
