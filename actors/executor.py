@@ -20,7 +20,7 @@ from engine.lifecycle import LifecycleConfig, LifecyclePorts, OrderLifecycle
 from engine.execution import Timing
 from engine.plans import RunOutcome
 from engine.ports import Connector
-from engine.settings import EngineSettings
+from engine.settings import LatencySettings, RetrySettings, RoutingSettings
 from sim.orders import RetryPolicy
 from sim.tokens import TokenRegistry
 
@@ -31,10 +31,10 @@ def executor_name(index: int) -> str:
     return f"executor:{index}"
 
 
-def lifecycle_config(settings: EngineSettings) -> LifecycleConfig:
-    r, latency, routing = settings.retry, settings.latency, settings.routing
+def lifecycle_config(retry: RetrySettings, latency: LatencySettings, routing: RoutingSettings) -> LifecycleConfig:
+    """The lifecycle's own section, from the three settings it depends on."""
     return LifecycleConfig(
-        retry=RetryPolicy(r.max_retries, r.base_delay_s, r.factor),
+        retry=RetryPolicy(retry.max_retries, retry.base_delay_s, retry.factor),
         timing=Timing(routing.tx_expiry_s, routing.pool_timeout_s, latency.execution_min_s, latency.execution_max_s),
     )
 
@@ -42,9 +42,9 @@ def lifecycle_config(settings: EngineSettings) -> LifecycleConfig:
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=4)
 class OrderExecutor:
     def __init__(self, index: int, router: Any, pools: dict[str, Any], tokens: TokenRegistry,
-                 connector: Connector, settings: dict[str, Any]) -> None:  # fmt: skip
+                 connector: Connector, config: LifecycleConfig, seed: int) -> None:  # fmt: skip
         self.index = index
-        self._settings = EngineSettings.from_actor_dict(settings)
+        self._config, self._seed = config, seed
         self._router, self._pools, self._tokens, self._connector = router, pools, tokens, connector
         self._lifecycle: OrderLifecycle | None = None
         self._connect_lock = asyncio.Lock()
@@ -58,8 +58,8 @@ class OrderExecutor:
                     router=RayRouter(self._router), venues=RayVenues(self._pools),
                     clock=SystemClock(), metrics=metrics.LifecycleMetricsOnRay(),
                 )  # fmt: skip
-                rng = random.Random(f"{self._settings.seed}:executor:{self.index}")
-                self._lifecycle = OrderLifecycle(ports, self._tokens, lifecycle_config(self._settings), rng)
+                rng = random.Random(f"{self._seed}:executor:{self.index}")
+                self._lifecycle = OrderLifecycle(ports, self._tokens, self._config, rng)
             return self._lifecycle
 
     async def ready(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import ray
 
 from engine.config import build_market, build_pools, load_market_config
-from engine.settings import EngineSettings
+from engine.settings import MarketSettings
 from sim.pools import restore_pool
 
 MARKET_NAME = "market"
@@ -24,12 +24,11 @@ log = logging.getLogger(__name__)
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=100)
 class MarketMaker:
-    def __init__(self, pools: dict[str, Any], settings: dict[str, Any]) -> None:
-        self._settings = EngineSettings.from_actor_dict(settings)
+    def __init__(self, pools: dict[str, Any], settings: MarketSettings, seed: int) -> None:
+        self._settings = settings
         self._pools = pools
-        config = load_market_config(self._settings.market_config)
-        s = self._settings
-        self._market = build_market(config, build_pools(config), seed=s.seed, tick_s=s.market_tick_s)
+        config = load_market_config(settings.config)
+        self._market = build_market(config, build_pools(config), seed=seed, tick_s=settings.tick_s)
         self._task: asyncio.Task | None = None
         self.ticks = 0
         self.trades = 0
@@ -52,7 +51,7 @@ class MarketMaker:
         return {"ticks": self.ticks, "trades": self.trades, "running": self._task is not None}
 
     async def _run(self) -> None:
-        tick_s = self._settings.market_tick_s
+        tick_s = self._settings.tick_s
         last = time.monotonic()
         while True:
             await asyncio.sleep(tick_s)

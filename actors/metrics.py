@@ -99,3 +99,13 @@ class LifecycleMetricsOnRay:
     def finished(self, status: str, dex: str, seconds: float) -> None:
         orders_finished().inc(tags={"status": str(status), "dex": dex})
         order_latency().observe(seconds, tags={"status": str(status)})
+
+
+class DispatchMetricsOnRay:
+    """The dispatcher's ``DispatchMetrics`` port on the queue-depth gauge."""
+
+    def depth(self, *, waiting: int, delayed: int, running: int) -> None:
+        gauge = queue_depth()
+        gauge.set(waiting, tags={"state": "waiting"})
+        gauge.set(delayed, tags={"state": "delayed"})
+        gauge.set(running, tags={"state": "running"})

@@ -19,7 +19,7 @@ import ray
 from actors import metrics
 from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from engine.ports import Connector, PoolLedger
-from engine.settings import EngineSettings
+from engine.settings import FaultSettings, LatencySettings
 from sim.decision import pool_summary
 from sim.impact import amount_to_move_price
 from sim.pools import Pool, restore_pool
@@ -46,12 +46,13 @@ def pool_actor_name(pool_id: str) -> str:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class PoolActor:
-    def __init__(self, pool_id: str, genesis: dict[str, Any], connector: Connector, settings: dict[str, Any]) -> None:
+    def __init__(self, pool_id: str, genesis: dict[str, Any], connector: Connector,
+                 latency: LatencySettings, faults: FaultSettings, seed: int) -> None:  # fmt: skip
         self.pool_id = pool_id
         self._connector = connector
         self._genesis = genesis
-        self._settings = EngineSettings.from_actor_dict(settings)
-        self._rng = random.Random(f"{self._settings.seed}:{pool_id}")
+        self._latency, self._faults = latency, faults
+        self._rng = random.Random(f"{seed}:{pool_id}")
         self._lock = asyncio.Lock()
         self._loaded = asyncio.Event()
         self._loading: asyncio.Task | None = None
@@ -97,7 +98,7 @@ class PoolActor:
         A client that already holds ``known_version`` gets no snapshot back
         (``snapshot`` None): the state has not moved since.
         """
-        latency = self._settings.latency
+        latency = self._latency
         delay = latency.quote_s + self._rng.uniform(0, latency.quote_jitter_s)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -126,7 +127,7 @@ class PoolActor:
             if self._holder != order.order_id:
                 return _rejected(LeaseExpired("the pool was not held for this order any more"))
             return await self._swap_locked(order, now=self._held_at)
-        latency = self._settings.latency
+        latency = self._latency
         if latency.execution_max_s > 0:
             await asyncio.sleep(self._rng.uniform(latency.execution_min_s, latency.execution_max_s))
         async with self._lock:
@@ -265,11 +266,11 @@ class PoolActor:
         return quote.to_dict()
 
     def _faults_apply(self) -> bool:
-        faults = self._settings.faults
+        faults = self._faults
         return faults.front_run_bps > 0 and self._rng.random() < faults.front_run_probability
 
     async def _front_run(self, pool: Pool, token_in: str) -> None:
-        faults = self._settings.faults
+        faults = self._faults
         amount = amount_to_move_price(pool, token_in, faults.front_run_bps, time.time())
         await self._apply_flow_locked("noise", token_in, amount)
 

@@ -14,28 +14,25 @@ from typing import Any
 
 import ray
 
-from engine.settings import EngineSettings
+from engine.settings import RoutingSettings
 from sim.pools import restore_pool
-from sim.decision import RoutingPolicy, decide_route
+from sim.decision import decide_route
 
 ROUTER_NAME = "router"
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class OrderRouter:
-    def __init__(self, pools: dict[str, dict[str, Any]], settings: dict[str, Any]) -> None:
+    def __init__(self, pools: dict[str, dict[str, Any]], routing: RoutingSettings) -> None:
         """``pools``: pool id -> {"tokens": [sym, sym], "handle": PoolActor handle}."""
-        self._settings = EngineSettings.from_actor_dict(settings)
+        self._routing = routing
         self._pools = pools
         self._cache: dict[str, tuple[str, Any]] = {}  # pool id -> (version, restored pool)
-        r = self._settings.routing
-        self._policy = RoutingPolicy(
-            r.allow_split, r.allow_two_hop, tuple(r.intermediates), r.max_price_impact_bps
-        )
+        self._policy = routing.policy()
 
     def candidates(self, token_in: str, token_out: str) -> list[str]:
         """Pools that can take part in a route from token_in to token_out."""
-        routing = self._settings.routing
+        routing = self._routing
         wanted: list[set[str]] = [{token_in, token_out}]
         if routing.allow_two_hop:
             for via in routing.intermediates:
@@ -45,7 +42,7 @@ class OrderRouter:
 
     async def _observe(self, pool_id: str) -> dict[str, Any]:
         handle = self._pools[pool_id]["handle"]
-        timeout = self._settings.routing.pool_timeout_s
+        timeout = self._routing.pool_timeout_s
         started = time.perf_counter()
         try:
             cached = self._cache.get(pool_id)

@@ -12,7 +12,7 @@ from typing import Any
 import ray
 
 from actors.dispatcher import DISPATCHER_NAME, Dispatcher
-from actors.executor import OrderExecutor, executor_name
+from actors.executor import OrderExecutor, executor_name, lifecycle_config
 from actors.market_maker import MARKET_NAME, MarketMaker
 from actors.pool_actor import PoolActor, pool_actor_name
 from actors.router import ROUTER_NAME, OrderRouter
@@ -49,9 +49,8 @@ def start_actors(
     ``detached`` actors outlive the process that created them (the Serve
     config's app builder returns at once); they end with the Ray cluster.
     """
-    ns = settings.namespace
-    conf = settings.for_actors()
-    market_config = load_market_config(settings.market_config)
+    ns, seed = settings.ray.namespace, settings.seed
+    market_config = load_market_config(settings.market.config)
     genesis_pools = build_pools(market_config)
 
     def named(cls: Any, name: str) -> Any:
@@ -59,25 +58,28 @@ def start_actors(
         return cls.options(name=name, namespace=ns, get_if_exists=True, lifetime=lifetime)
 
     pools = {
-        p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(p.pool_id, p.snapshot(), connector, conf)
+        p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(
+            p.pool_id, p.snapshot(), connector, settings.latency, settings.faults, seed
+        )
         for p in genesis_pools
     }
     pool_tokens = {p.pool_id: (p.token_x.symbol, p.token_y.symbol) for p in genesis_pools}
     ray.get([h.ready.remote() for h in pools.values()])
     router = named(OrderRouter, ROUTER_NAME).remote(
-        {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, conf
+        {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing
     )
+    lifecycle = lifecycle_config(settings.retry, settings.latency, settings.routing)
     executors = [
-        named(OrderExecutor, executor_name(i)).remote(i, router, pools, tokens, connector, conf)
-        for i in range(settings.executors)
+        named(OrderExecutor, executor_name(i)).remote(i, router, pools, tokens, connector, lifecycle, seed)
+        for i in range(settings.dispatch.executors)
     ]
     ray.get([e.ready.remote() for e in executors])
-    dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(executors, connector, conf)
+    dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(executors, connector, settings.dispatch)
     if start_dispatcher:
         ray.get(dispatcher.start.remote())
     market = None
-    if settings.market_enabled:
-        market = named(MarketMaker, MARKET_NAME).remote(pools, conf)
+    if settings.market.enabled:
+        market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed)
         ray.get(market.start.remote())
     return EngineActors(pools, router, executors, dispatcher, market, pool_tokens)
 

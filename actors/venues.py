@@ -1,4 +1,4 @@
-"""The lifecycle's ``Router`` and ``Venues`` ports on Ray actor handles.
+"""The application layer's ports on Ray actor handles: the router, the pools, the executors.
 
 A pool that does not answer in time, or whose actor died, raises
 ``VenueUnavailable``: the lifecycle then asks the trade ledger what happened.
@@ -11,7 +11,8 @@ from typing import Any
 
 import ray
 
-from engine.plans import Fill, HeldPool, Rejection, RouteDecision, SwapOrder, decision_from_json
+from engine.dispatch import RunnerLost
+from engine.plans import Fill, HeldPool, Rejection, RouteDecision, RunOutcome, SwapOrder, decision_from_json
 from engine.ports import VenueUnavailable
 
 
@@ -45,3 +46,16 @@ class RayVenues:
 
     async def release(self, pool_id: str, order_id: str) -> None:
         await self._call(self._pools[pool_id].release.remote(order_id), None)
+
+
+class RayRunner:
+    """An executor actor as the dispatcher's ``OrderRunner``."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    async def run(self, order_id: str, started_at: float) -> RunOutcome:
+        try:
+            return await self._handle.run.remote(order_id, started_at)
+        except ray.exceptions.RayActorError as exc:
+            raise RunnerLost(type(exc).__name__) from exc

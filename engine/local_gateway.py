@@ -8,12 +8,11 @@ exactly the router's and the pool actors' shapes.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from engine.config import build_pools, load_market_config
-from engine.settings import DEFAULT_MARKET_CONFIG
-from sim.decision import RoutingPolicy, decide_route, pool_summary
+from engine.settings import EngineSettings
+from sim.decision import decide_route, pool_summary
 
 
 
@@ -26,45 +25,18 @@ class LocalGateway:
     limits.
     """
 
-    def __init__(
-        self,
-        market_config: str | Path | None = None,
-        *,
-        executors: int = 10,
-        rate_limit_per_minute: int = 100,
-        allow_split: bool = False,
-        allow_two_hop: bool = True,
-        intermediates: tuple[str, ...] = ("SOL", "USDC"),
-        max_price_impact_bps: float = 2500.0,
-    ) -> None:
-        config = load_market_config(market_config or DEFAULT_MARKET_CONFIG)
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        settings = settings or EngineSettings.model_validate({})
+        config = load_market_config(settings.market.config)
         self.tokens = config.registry()
         self.pools = {p.pool_id: p for p in build_pools(config)}
-        self.executors = executors
-        self.rate_limit_per_minute = rate_limit_per_minute
-        self.allow_split = allow_split
-        self.allow_two_hop = allow_two_hop
-        self.intermediates = tuple(intermediates)
-        self.max_price_impact_bps = max_price_impact_bps
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> LocalGateway:
-        return cls(
-            settings.market_config,
-            executors=settings.executors,
-            rate_limit_per_minute=settings.rate_limit_per_minute,
-            allow_split=settings.routing.allow_split,
-            allow_two_hop=settings.routing.allow_two_hop,
-            intermediates=tuple(settings.routing.intermediates),
-            max_price_impact_bps=settings.routing.max_price_impact_bps,
-        )
+        self.executors = settings.dispatch.executors
+        self.rate_limit_per_minute = settings.dispatch.rate_limit_per_minute
+        self.policy = settings.routing.policy()
 
     async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
-        policy = RoutingPolicy(
-            self.allow_split, self.allow_two_hop, self.intermediates, self.max_price_impact_bps
-        )
         pools = list(self.pools.values())
-        return decide_route(pools, token_in, token_out, amount_in, time.time(), policy)
+        return decide_route(pools, token_in, token_out, amount_in, time.time(), self.policy)
 
     async def pool_summaries(self) -> list[dict[str, Any]]:
         return [pool_summary(pool) for pool in self.pools.values()]

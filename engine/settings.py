@@ -1,14 +1,17 @@
-"""Engine settings: configs/engine.yaml, overridden by DEXENGINE_* environment variables.
+"""Engine settings: one tree, ``configs/engine.yaml``, overridden by ``DEXENGINE_*`` environment variables.
 
-``DATABASE_URL`` and ``REDIS_URL`` are read without the prefix, as is usual;
-when they are absent the engine starts its own PostgreSQL and Redis.
+Each component is handed only its own section: the dispatcher ``dispatch``,
+the router ``routing``, the pools ``latency`` and ``faults``, the market
+``market``, the API ``api``, the local Ray ``ray``. Nested keys take ``__``
+in the environment (``DEXENGINE_DISPATCH__EXECUTORS=20``). ``DATABASE_URL``,
+``REDIS_URL`` and ``RAY_ADDRESS`` are read without the prefix, as is usual;
+without them the engine starts its own PostgreSQL and Redis, and Ray.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import (
@@ -18,9 +21,12 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from sim.decision import RoutingPolicy
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENGINE_CONFIG = ROOT / "configs" / "engine.yaml"
 DEFAULT_MARKET_CONFIG = ROOT / "configs" / "market.yaml"
+_POLICY = RoutingPolicy()  # the routing defaults live in the domain
 
 
 class LatencySettings(BaseModel):
@@ -32,13 +38,13 @@ class LatencySettings(BaseModel):
     execution_max_s: float = Field(3.0, ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "LatencySettings":
+    def _ordered(self) -> LatencySettings:
         if self.execution_max_s < self.execution_min_s:
             raise ValueError("execution_max_s must be >= execution_min_s")
         return self
 
     @classmethod
-    def zero(cls) -> "LatencySettings":
+    def zero(cls) -> LatencySettings:
         return cls(quote_s=0, quote_jitter_s=0, execution_min_s=0, execution_max_s=0)
 
 
@@ -49,16 +55,19 @@ class RetrySettings(BaseModel):
 
 
 class RoutingSettings(BaseModel):
-    allow_split: bool = False
-    allow_two_hop: bool = True
-    intermediates: tuple[str, ...] = ("SOL", "USDC")
-    pool_timeout_s: float = Field(1.0, gt=0)
+    allow_split: bool = _POLICY.allow_split
+    allow_two_hop: bool = _POLICY.allow_two_hop
+    intermediates: tuple[str, ...] = _POLICY.intermediates
     # Refuse routes that would move a pool's price more than this: the
     # order is larger than the liquidity there is for it.
-    max_price_impact_bps: float = Field(2500.0, gt=0)
+    max_price_impact_bps: float = Field(_POLICY.max_price_impact_bps, gt=0)
+    pool_timeout_s: float = Field(1.0, gt=0)
     # A submitted swap that has not landed by then is dropped by the pool,
     # like a Solana transaction whose blockhash expired.
     tx_expiry_s: float = Field(20.0, gt=0)
+
+    def policy(self) -> RoutingPolicy:
+        return RoutingPolicy(self.allow_split, self.allow_two_hop, tuple(self.intermediates), self.max_price_impact_bps)
 
 
 class FaultSettings(BaseModel):
@@ -70,12 +79,62 @@ class FaultSettings(BaseModel):
     front_run_probability: float = Field(0.0, ge=0, le=1)
 
 
+class DispatchSettings(BaseModel):
+    """The queue consumer: how many orders run at once, how fast they may start."""
+
+    executors: int = Field(10, ge=1, le=64, description="executor actors = orders running at once")
+    rate_limit_per_minute: int = Field(100, ge=0, description="orders started per window, shared; 0 = off")
+    rate_limit_window_s: float = Field(60.0, gt=0, description="the window the limit counts in")
+    sweep_interval_s: float = Field(10.0, gt=0, description="how often lost deliveries are looked for")
+
+
+class MarketSettings(BaseModel):
+    """The market process that moves the pools (what it is: ``config``, the market file)."""
+
+    enabled: bool = True
+    tick_s: float = Field(0.5, gt=0)
+    config: Path = DEFAULT_MARKET_CONFIG
+
+
+class ApiSettings(BaseModel):
+    """The HTTP and WebSocket API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Per client (the X-Client-Id header, else the address); 0 turns a limit off.
+    order_limit_per_minute: int = Field(600, ge=0, description="order submissions per client per window")
+    read_limit_per_minute: int = Field(0, ge=0, description="other requests per client per window")
+    limit_window_s: float = Field(60.0, gt=0)
+    ws_max_per_client: int = Field(200, ge=0, description="open WebSockets per client on one replica")
+    default_slippage_bps: int = Field(50, ge=0, le=10_000)
+    max_slippage_bps: int = Field(5_000, ge=0, le=10_000)
+    default_page: int = Field(50, ge=1)
+    max_page: int = Field(200, ge=1)
+    # A WebSocket re-reads the store when no live event came for this long (doubling
+    # up to the max while nothing happens), so an event whose publish was lost still arrives.
+    ws_poll_s: float = Field(2.0, gt=0)
+    ws_max_poll_s: float = Field(15.0, gt=0)
+    ws_resubscribe_s: float = Field(10.0, gt=0)  # without a subscription (Redis down), try again this often
+    ws_first_message_timeout_s: float = Field(30.0, gt=0)  # the upgrade on /api/orders/execute
+    probe_timeout_s: float = Field(2.0, gt=0)
+    # Publishing the first event and queueing a stored order wait at most this
+    # long; past it the order is still accepted (clients replay, the sweep queues).
+    redis_timeout_s: float = Field(2.0, gt=0)
+
+
+class RaySettings(BaseModel):
+    """The Ray the engine runs on: its namespace, and the local cluster's size when we start one."""
+
+    namespace: str = "dexengine"
+    num_cpus: int = Field(2, ge=1)
+    object_store_mb: int = Field(384, ge=80)
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8265, ge=1, le=65535)
+
+
 class EngineSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="DEXENGINE_",
-        env_nested_delimiter="__",
-        extra="ignore",
-    )
+    model_config = SettingsConfigDict(env_prefix="DEXENGINE_", env_nested_delimiter="__", extra="ignore")
 
     database_url: str | None = Field(
         None, validation_alias=AliasChoices("DATABASE_URL", "DEXENGINE_DATABASE_URL", "database_url")
@@ -87,36 +146,16 @@ class EngineSettings(BaseSettings):
         None, validation_alias=AliasChoices("RAY_ADDRESS", "DEXENGINE_RAY_ADDRESS", "ray_address")
     )
     data_dir: Path = ROOT / ".data"
-    namespace: str = "dexengine"
-    market_config: Path = DEFAULT_MARKET_CONFIG
+    seed: int = 7  # the one seed: the market's path, latency jitter, fault draws
 
-    executors: int = Field(10, ge=1, le=64)
-    rate_limit_per_minute: int = Field(100, ge=0, description="0 turns the limit off")
-    rate_limit_window_s: float = Field(60.0, gt=0, description="the window the limit counts in")
+    dispatch: DispatchSettings = DispatchSettings()
     latency: LatencySettings = LatencySettings()
     retry: RetrySettings = RetrySettings()
     routing: RoutingSettings = RoutingSettings()
     faults: FaultSettings = FaultSettings()
-
-    market_enabled: bool = True
-    market_tick_s: float = Field(0.5, gt=0)
-    seed: int = 7
-
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(8000, ge=1, le=65535)
-    # Per-client API limits (client = the X-Client-Id header, else the address).
-    api_order_limit_per_minute: int = Field(
-        600, ge=0, description="order submissions (HTTP and WebSocket) per client per window; 0 = off"
-    )
-    api_read_limit_per_minute: int = Field(0, ge=0, description="other HTTP requests per client per window; 0 = off")
-    api_limit_window_s: float = Field(60.0, gt=0, description="the window the API limits count in")
-    ws_max_per_client: int = Field(200, ge=0, description="open WebSockets per client on one API replica; 0 = off")
-    dashboard: bool = True
-    dashboard_host: str = "127.0.0.1"
-    dashboard_port: int = Field(8265, ge=1, le=65535)
-    num_cpus: int = Field(2, ge=1)
-    object_store_mb: int = Field(384, ge=80)
-    sweep_interval_s: float = Field(10.0, gt=0)
+    market: MarketSettings = MarketSettings()
+    api: ApiSettings = ApiSettings()
+    ray: RaySettings = RaySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -132,11 +171,3 @@ class EngineSettings(BaseSettings):
         if path.exists():
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
-
-    def for_actors(self) -> dict[str, Any]:
-        """A plain dict that crosses process boundaries safely."""
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_actor_dict(cls, data: dict[str, Any]) -> "EngineSettings":
-        return cls.model_validate(data)

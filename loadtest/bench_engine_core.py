@@ -66,11 +66,9 @@ def core_settings(data_dir: Path, executors: int) -> EngineSettings:
         database_url=None,
         redis_url=None,
         latency=LatencySettings.zero(),
-        rate_limit_per_minute=0,
-        market_enabled=False,
-        executors=executors,
-        dashboard=False,
-        namespace="dexengine-bench",
+        dispatch={"rate_limit_per_minute": 0, "executors": executors},
+        market={"enabled": False},
+        ray={"dashboard": False, "namespace": "dexengine-bench"},
     )
 
 

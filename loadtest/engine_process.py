@@ -3,8 +3,8 @@
 The engine gets a world of its own so it never touches a developer's engine:
 
 * a fresh data dir (``DEXENGINE_DATA_DIR``: its own PostgreSQL and Redis),
-* a free API port on 127.0.0.1 (``DEXENGINE_API_PORT``),
-* no dashboard (``DEXENGINE_DASHBOARD=false``),
+* a free API port on 127.0.0.1 (``DEXENGINE_API__PORT``),
+* no dashboard (``DEXENGINE_RAY__DASHBOARD=false``),
 * its own Ray temp dir (``RAY_TMPDIR``), so ``ray.init()`` cannot find and
   join a cluster someone started with ``ray start`` (it looks for
   ``<tmp>/ray/ray_current_cluster``), and ``RAY_ADDRESS`` is dropped,
@@ -48,9 +48,9 @@ ZERO_LATENCY = {
 # minute, open WebSockets per client) off: a benchmark's one process stands
 # for many clients. Harmless on an engine without these settings.
 NO_CLIENT_LIMITS = {
-    "API_ORDER_LIMIT_PER_MINUTE": "0",
-    "API_READ_LIMIT_PER_MINUTE": "0",
-    "WS_MAX_PER_CLIENT": "0",
+    "API__ORDER_LIMIT_PER_MINUTE": "0",
+    "API__READ_LIMIT_PER_MINUTE": "0",
+    "API__WS_MAX_PER_CLIENT": "0",
 }
 
 #: Named engine settings (keys are DEXENGINE_* without the prefix).
@@ -64,11 +64,11 @@ PROFILES: dict[str, dict[str, str]] = {
         "LATENCY__QUOTE_JITTER_S": "0.01",
         "LATENCY__EXECUTION_MIN_S": "0.2",
         "LATENCY__EXECUTION_MAX_S": "0.3",
-        "RATE_LIMIT_PER_MINUTE": "0",
+        "DISPATCH__RATE_LIMIT_PER_MINUTE": "0",
     },
     # the engine's own ceiling: no simulated delay, no rate limit, no market,
     # no per-client API limits
-    "zero": {**ZERO_LATENCY, "RATE_LIMIT_PER_MINUTE": "0", "MARKET_ENABLED": "false", **NO_CLIENT_LIMITS},
+    "zero": {**ZERO_LATENCY, "DISPATCH__RATE_LIMIT_PER_MINUTE": "0", "MARKET__ENABLED": "false", **NO_CLIENT_LIMITS},
 }
 
 
@@ -143,10 +143,10 @@ class EngineProcess:
         env.update(
             {
                 "DEXENGINE_DATA_DIR": str(self.data_dir),
-                "DEXENGINE_API_HOST": "127.0.0.1",
-                "DEXENGINE_API_PORT": str(self.port),
-                "DEXENGINE_DASHBOARD": "false",
-                "DEXENGINE_NAMESPACE": f"dexengine-{self.name}",
+                "DEXENGINE_API__HOST": "127.0.0.1",
+                "DEXENGINE_API__PORT": str(self.port),
+                "DEXENGINE_RAY__DASHBOARD": "false",
+                "DEXENGINE_RAY__NAMESPACE": f"dexengine-{self.name}",
                 "RAY_TMPDIR": str(self.ray_tmp),
                 "PYTHONUNBUFFERED": "1",
             }

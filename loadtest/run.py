@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spawn-rate", type=float, help="users started per second (default: all at once)")
     parser.add_argument("--profile", choices=sorted(PROFILES), help="engine settings (default per scenario)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="engine setting DEXENGINE_KEY=VALUE (repeatable), e.g. --set EXECUTORS=20")
+                        help="engine setting DEXENGINE_KEY=VALUE (repeatable), e.g. --set DISPATCH__EXECUTORS=20")
     parser.add_argument("--out", type=Path, help="results folder (default loadtest/results/<scenario>-<ts>)")
     parser.add_argument("--stop-timeout", type=float, help="seconds users get to finish their order at the end")
     parser.add_argument("--keep-engine-data", action="store_true", help="keep the engine's data dir")

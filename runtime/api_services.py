@@ -16,8 +16,8 @@ from actors.gateway import RayGateway
 from engine.config import load_market_config
 from engine.local_gateway import LocalGateway
 from engine.ports import EngineGateway
-from engine.settings import EngineSettings
-from serve.services import ApiOptions, Services, options_from
+from engine.settings import ApiSettings, EngineSettings
+from serve.services import Services
 from sim.tokens import TokenRegistry
 from storage.db import open_pool
 from storage.events import EventBus
@@ -33,7 +33,7 @@ async def open_services(
     *,
     tokens: TokenRegistry,
     engine: EngineGateway,
-    options: ApiOptions | None = None,
+    options: ApiSettings | None = None,
     db_min_size: int = 1,
     db_max_size: int = 8,
     db_timeout_s: float = 5.0,
@@ -65,7 +65,7 @@ async def open_services(
         windows=RedisRateWindows(redis),
         tokens=tokens,
         engine=engine,
-        options=options or ApiOptions(),
+        options=options or ApiSettings(),
         concurrency=concurrency,
         rate_limit_per_minute=rate_limit_per_minute,
         closers=closers,
@@ -76,7 +76,7 @@ class ServicesFromSettings:
     """The standard factory: engine settings in, :class:`Services` out.
 
     ``gateway="ray"`` (the default, for Serve) uses the live actors in
-    ``settings.namespace``; ``gateway="local"`` runs routing in-process.
+    ``settings.ray.namespace``; ``gateway="local"`` runs routing in-process.
     Holds only plain data, so it pickles into a Serve replica.
     """
 
@@ -85,35 +85,35 @@ class ServicesFromSettings:
         settings: Any = None,
         *,
         gateway: str = "ray",
-        options: ApiOptions | None = None,
+        options: ApiSettings | None = None,
         db_max_size: int = 8,
     ) -> None:
         if gateway not in ("ray", "local"):
             raise ValueError("gateway must be 'ray' or 'local'")
         if settings is not None and not isinstance(settings, dict):
-            settings = settings.for_actors()
+            settings = settings.model_dump(mode="json")
         self.settings = settings  # a plain dict, or None: read the environment at startup
         self.gateway = gateway
         self.options = options
         self.db_max_size = db_max_size
 
     async def __call__(self) -> Services:
-        settings = EngineSettings() if self.settings is None else EngineSettings.from_actor_dict(self.settings)
+        settings = EngineSettings() if self.settings is None else EngineSettings.model_validate(self.settings)
         if not settings.database_url or not settings.redis_url:
             raise RuntimeError("the API needs DATABASE_URL and REDIS_URL (dexengine up sets both)")
-        tokens = load_market_config(settings.market_config).registry()
+        tokens = load_market_config(settings.market.config).registry()
         engine: EngineGateway
         if self.gateway == "ray":
-            engine = RayGateway(settings.namespace)
+            engine = RayGateway(settings.ray.namespace)
         else:
-            engine = LocalGateway.from_settings(settings)
+            engine = LocalGateway(settings)
         return await open_services(
             settings.database_url,
             settings.redis_url,
             tokens=tokens,
             engine=engine,
-            options=self.options or options_from(settings),
+            options=self.options or settings.api,
             db_max_size=self.db_max_size,
-            concurrency=settings.executors,
-            rate_limit_per_minute=settings.rate_limit_per_minute,
+            concurrency=settings.dispatch.executors,
+            rate_limit_per_minute=settings.dispatch.rate_limit_per_minute,
         )

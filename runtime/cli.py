@@ -24,7 +24,7 @@ import time
 
 import httpx
 
-from engine.settings import EngineSettings
+from engine.settings import EngineSettings, LatencySettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,13 +58,10 @@ def run_servers_stop() -> int:
 
 
 def _settings(args: argparse.Namespace) -> EngineSettings:
-    overrides: dict = {}
+    settings = EngineSettings()
     if getattr(args, "no_market", False):
-        overrides["market_enabled"] = False
-    settings = EngineSettings(**overrides)
+        settings = settings.model_copy(update={"market": settings.market.model_copy(update={"enabled": False})})
     if getattr(args, "zero_latency", False):
-        from engine.settings import LatencySettings
-
         settings = settings.model_copy(update={"latency": LatencySettings.zero()})
     return settings
 
@@ -89,12 +86,12 @@ def run_up(args: argparse.Namespace, ready: threading.Event | None = None) -> in
 
 
 def _print_banner(settings: EngineSettings, took_s: float) -> None:
-    base = f"http://{settings.api_host}:{settings.api_port}"
+    base = f"http://{settings.api.host}:{settings.api.port}"
     print(f"\nengine up in {took_s:.1f}s", flush=True)
     print(f"  API        {base}   (docs: {base}/docs)")
-    print(f"  WebSocket  ws://{settings.api_host}:{settings.api_port}/api/orders/<id>/ws")
-    if settings.dashboard and not settings.ray_address:
-        print(f"  dashboard  http://127.0.0.1:{settings.dashboard_port}")
+    print(f"  WebSocket  ws://{settings.api.host}:{settings.api.port}/api/orders/<id>/ws")
+    if settings.ray.dashboard and not settings.ray_address:
+        print(f"  dashboard  http://127.0.0.1:{settings.ray.dashboard_port}")
     print(f"  PostgreSQL {_redact(settings.database_url)}")
     print(f"  Redis      {_redact(settings.redis_url)}")
     print("Ctrl-C stops everything.\n", flush=True)
@@ -114,7 +111,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.url:
         return asyncio.run(run_demo_client(args.url, args.orders))
     settings = EngineSettings()
-    url = f"http://{settings.api_host}:{settings.api_port}"
+    url = f"http://{settings.api.host}:{settings.api.port}"
     if _healthy(url):
         return asyncio.run(run_demo_client(url, args.orders))
     print("no engine at", url, "- starting one (dexengine up)...", flush=True)

@@ -59,16 +59,16 @@ def init_ray(settings: EngineSettings, *, dashboard: bool | None = None) -> bool
     if ray.is_initialized():
         return False
     if settings.ray_address:
-        ray.init(address=settings.ray_address, namespace=settings.namespace)
+        ray.init(address=settings.ray_address, namespace=settings.ray.namespace)
         return False
-    want_dashboard = settings.dashboard if dashboard is None else dashboard
+    want_dashboard = settings.ray.dashboard if dashboard is None else dashboard
     ray.init(
-        num_cpus=settings.num_cpus,
-        namespace=settings.namespace,
+        num_cpus=settings.ray.num_cpus,
+        namespace=settings.ray.namespace,
         include_dashboard=want_dashboard,
-        dashboard_host=settings.dashboard_host,
-        dashboard_port=settings.dashboard_port,
-        object_store_memory=settings.object_store_mb * 1024 * 1024,
+        dashboard_host=settings.ray.dashboard_host,
+        dashboard_port=settings.ray.dashboard_port,
+        object_store_memory=settings.ray.object_store_mb * 1024 * 1024,
         logging_level=logging.WARNING,
         log_to_driver=False,
     )
@@ -85,13 +85,13 @@ def start_engine_actors(
     settings: EngineSettings, *, start_dispatcher: bool = True, detached: bool = False
 ) -> EngineActors:
     """Every actor of the engine on the connected Ray, wired to the stores."""
-    tokens = load_market_config(settings.market_config).registry()
+    tokens = load_market_config(settings.market.config).registry()
     connector = connector_for(settings)
     return start_actors(settings, connector, tokens, start_dispatcher=start_dispatcher, detached=detached)
 
 
 def start_api(settings: EngineSettings, *, blocking: bool = False) -> None:
-    """The Serve API on the engine's actors, on ``settings.api_host:api_port``."""
+    """The Serve API on the engine's actors, on ``settings.api.host:port``."""
     run_serve(settings, ServicesFromSettings(settings), blocking=blocking)
 
 
@@ -103,7 +103,7 @@ class RunningEngine:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+        return f"http://{self.settings.api.host}:{self.settings.api.port}"
 
 
 @contextlib.contextmanager

@@ -45,5 +45,5 @@ def build_application(services: ServicesFactory, *, replicas: int = 1) -> Any:
 
 def run_serve(settings: EngineSettings, services: ServicesFactory, *, blocking: bool = False) -> None:
     """Start Serve's proxy on the configured address and deploy the API (idempotent)."""
-    serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
+    serve.start(http_options={"host": settings.api.host, "port": settings.api.port})
     serve.run(build_application(services), name=APP_NAME, route_prefix="/", blocking=blocking)

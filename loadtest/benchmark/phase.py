@@ -16,7 +16,7 @@ from loadtest.engine_process import NO_CLIENT_LIMITS, EngineProcess
 # phase 3 and 4: the seed's latencies, no market, and starts paced at 3 a second
 # (the rate limiter as a pacer: 3 starts per 1-s window), so that orders queue
 # behind each other and their events come at a steady rate
-PACED = {"MARKET_ENABLED": "false", "RATE_LIMIT_PER_MINUTE": "3", "RATE_LIMIT_WINDOW_S": "1"}
+PACED = {"MARKET__ENABLED": "false", "DISPATCH__RATE_LIMIT_PER_MINUTE": "3", "DISPATCH__RATE_LIMIT_WINDOW_S": "1"}
 PACED_RATE = 3.0
 # every phase lets a fresh engine settle before its idle memory sample
 SETTLE_S = 8

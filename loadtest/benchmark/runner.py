@@ -33,7 +33,7 @@ async def run_phases(args: argparse.Namespace, data: dict[str, Any], logs: Path,
             data["memory"]["seed (market on)"] = ph.memory
         log(f"seed: {data['seed']['throughputPerS']}/s, ratio {data['seed']['ratio']}")
     if args.executor_bound:
-        with Phase("executor-bound", {"RATE_LIMIT_PER_MINUTE": "0"}, logs) as ph:
+        with Phase("executor-bound", {"DISPATCH__RATE_LIMIT_PER_MINUTE": "0"}, logs) as ph:
             data["executorBound"] = await phase_seed(ph, args.executor_bound, args.backlog)
         log(f"executor-bound: ratio {data['executorBound']['ratio']}")
     if "ceiling" in phases:

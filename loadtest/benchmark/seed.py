@@ -115,10 +115,11 @@ def tightest_span(starts: list[float], limit: int) -> float | None:
 
 
 def seed_settings(s: Any) -> dict[str, Any]:
-    return {"executors": s.executors, "ratePerMinute": s.rate_limit_per_minute,
-            "rateWindowS": s.rate_limit_window_s, "quoteS": s.latency.quote_s,
+    d = s.dispatch
+    return {"executors": d.executors, "ratePerMinute": d.rate_limit_per_minute,
+            "rateWindowS": d.rate_limit_window_s, "quoteS": s.latency.quote_s,
             "executionS": [s.latency.execution_min_s, s.latency.execution_max_s],
-            "market": s.market_enabled}  # fmt: skip
+            "market": s.market.enabled}  # fmt: skip
 
 
 def seed_figures(run: BacklogRun, s: Any, duration_s: float, backlog: int) -> dict[str, Any]:
@@ -127,8 +128,8 @@ def seed_figures(run: BacklogRun, s: Any, duration_s: float, backlog: int) -> di
     starts = sorted(r.started_at for r in runs if r.started_at is not None)
     occupancy = [r.final.committed - r.started_at for r in finished]
     mean_order_s = float(np.mean(occupancy)) if occupancy else float("nan")
-    rate_per_s = s.rate_limit_per_minute / s.rate_limit_window_s if s.rate_limit_per_minute > 0 else math.inf
-    executor_bound = s.executors / mean_order_s if occupancy else math.nan
+    rate_per_s = s.dispatch.rate_limit_per_minute / s.dispatch.rate_limit_window_s if s.dispatch.rate_limit_per_minute > 0 else math.inf
+    executor_bound = s.dispatch.executors / mean_order_s if occupancy else math.nan
     limit = min(rate_per_s, executor_bound)
     window = sustained_window(finished, starts, run, mean_order_s)
     throughput = window.completed / window.window_s
@@ -163,8 +164,8 @@ def seed_figures(run: BacklogRun, s: Any, duration_s: float, backlog: int) -> di
         # window's burst): only whole minutes count
         "ratio": rounded(throughput / limit, 3) if window.whole_minutes >= 1 or math.isinf(rate_per_s) else None,
         "startsRatio": rounded(window.starts_in_window / window.window_s / limit, 3),
-        "mostStartsInAWindow": most_starts_in_a_window(starts, s.rate_limit_window_s),
-        "tightestSpanOfLimitPlusOneS": rounded(tightest_span(starts, s.rate_limit_per_minute), 3),
+        "mostStartsInAWindow": most_starts_in_a_window(starts, s.dispatch.rate_limit_window_s),
+        "tightestSpanOfLimitPlusOneS": rounded(tightest_span(starts, s.dispatch.rate_limit_per_minute), 3),
         "queueWaitMs": stats_ms([r.started_at - r.pending_at for r in finished if r.pending_at]),
         "e2eMs": stats_ms([r.done - r.posted for r in finished if r.done]),
         "cpu": run.cpu,

@@ -51,7 +51,7 @@ class ChaosEngine:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.api_port}"
+        return f"http://127.0.0.1:{self.settings.api.port}"
 
 
 def isolate_ray() -> Path:
@@ -68,16 +68,12 @@ def chaos_settings(root: Path, seed: int) -> EngineSettings:
 
     return EngineSettings(
         data_dir=root / "servers",
-        namespace=f"chaos-{uuid.uuid4().hex[:8]}",
         latency={"quote_s": 0.02, "quote_jitter_s": 0.01, "execution_min_s": 0.2, "execution_max_s": 0.4},
         retry={"max_retries": 3, "base_delay_s": 0.5, "factor": 2.0},
-        rate_limit_per_minute=0,
-        market_enabled=True,
-        market_tick_s=0.5,
-        sweep_interval_s=2.0,
-        api_port=free_port(),
-        dashboard=False,
-        object_store_mb=256,
+        dispatch={"rate_limit_per_minute": 0, "sweep_interval_s": 2.0},
+        market={"enabled": True, "tick_s": 0.5},
+        api={"port": free_port()},
+        ray={"namespace": f"chaos-{uuid.uuid4().hex[:8]}", "dashboard": False, "object_store_mb": 256},
         seed=seed,
     )
 

@@ -108,7 +108,7 @@ class Injector(threading.Thread):
 
         from runtime.root import start_engine_actors
 
-        ns = self.engine.settings.namespace
+        ns = self.engine.settings.ray.namespace
         with self.engine.lock:
             for handle in self.engine.actors.all():
                 ray.kill(handle, no_restart=True)

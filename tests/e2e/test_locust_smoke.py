@@ -13,6 +13,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -29,16 +30,29 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _ray_and_servers() -> set[int]:
-    """PIDs of engine-like processes (to check the run left none of its own behind)."""
+    """PIDs of the processes of load runs (to check the run left none of its own behind).
+
+    A run's processes name its temp dir (``dxlt-*``) in their command line
+    (Ray's, PostgreSQL's ``-D`` and ``cluster_name``, the config file in the
+    title Redis gives itself) or have their working directory in it (a
+    server's data dir, shown even once deleted).
+    """
     pids = set()
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            cmd = " ".join(p.info["cmdline"] or [])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+    for p in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):  # None where access is denied
+        if p.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        if "dxlt-" in cmd:
+        where = " ".join([*(p.info["cmdline"] or []), p.info["cwd"] or ""])
+        if "dxlt-" in where:
             pids.add(p.info["pid"])
     return pids
+
+
+def _left_behind(before: set[int], grace_s: float = 15.0) -> set[int]:
+    """The run's processes still alive ``grace_s`` after it: servers signalled at its end take a moment."""
+    deadline = time.monotonic() + grace_s
+    while (left := _ray_and_servers() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +69,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
     proc = subprocess.run(cmd, cwd=ROOT, timeout=900, capture_output=True, text=True)
     print(proc.stdout[-4000:])
     print(proc.stderr[-4000:], file=sys.stderr)
-    left = _ray_and_servers() - before
+    left = _left_behind(before)
     assert not left, f"the run left processes behind: {sorted(left)}"
     return proc.returncode, out
 

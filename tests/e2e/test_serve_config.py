@@ -36,8 +36,8 @@ def _config(tmp: Path, port: int, namespace: str) -> Path:
     config["http_options"]["port"] = port
     config["applications"][0]["args"] = {
         "data_dir": str(tmp / "data"),
-        "namespace": namespace,
-        "market_enabled": False,
+        "ray": {"namespace": namespace},
+        "market": {"enabled": False},
         "latency": {"quote_s": 0, "quote_jitter_s": 0, "execution_min_s": 0, "execution_max_s": 0},
     }
     path = tmp / "serve.yaml"

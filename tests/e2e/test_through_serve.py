@@ -46,13 +46,12 @@ def api(database_url: str, redis_url: str, ray_session: None) -> Iterator[str]:
         database_url,
         redis_url,
         latency={"quote_s": 0.02, "quote_jitter_s": 0.01, "execution_min_s": 0.2, "execution_max_s": 0.3},
-        market_enabled=True,
-        market_tick_s=0.2,
-        api_port=free_port(),
+        market={"enabled": True, "tick_s": 0.2},
+        api={"port": free_port()},
     )
     with running_engine(settings):
         start_api(settings)
-        base = f"http://127.0.0.1:{settings.api_port}"
+        base = f"http://127.0.0.1:{settings.api.port}"
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -26,8 +26,8 @@ import ray
 from engine.settings import EngineSettings
 from serve.app import create_app
 from runtime.api_services import ServicesFromSettings
-from serve.services import ApiOptions
-from tests.integration.engine_harness import base_settings, running_engine, wait_final
+from engine.settings import ApiSettings
+from tests.integration.engine_harness import base_settings, merged, running_engine, wait_final
 
 # A mix the default market can fill: both SOL/USDC venues, the reverse side,
 # a stable pair, a single-venue pair and a two-hop route.
@@ -40,7 +40,7 @@ ORDERS: list[dict[str, Any]] = [
     {"tokenIn": "BONK", "tokenOut": "USDC", "amountIn": "5000000", "slippageBps": 150},
 ]
 SOL_USDC = [ORDERS[0], ORDERS[1], ORDERS[2]]
-FAST_WS = ApiOptions(ws_poll_s=0.3, ws_resubscribe_s=0.5)
+FAST_WS = ApiSettings(ws_poll_s=0.3, ws_resubscribe_s=0.5)
 
 
 def fault_settings(database_url: str, redis_url: str, **overrides: Any) -> EngineSettings:
@@ -49,9 +49,9 @@ def fault_settings(database_url: str, redis_url: str, **overrides: Any) -> Engin
     values: dict[str, Any] = dict(
         latency={"quote_s": 0.01, "quote_jitter_s": 0.01, "execution_min_s": 0.1, "execution_max_s": 0.3},
         retry={"max_retries": 3, "base_delay_s": 0.3, "factor": 2.0},
-        sweep_interval_s=1.0,
+        dispatch={"sweep_interval_s": 1.0},
     )
-    values.update(overrides)
+    values = merged(values, overrides)
     return base_settings(database_url, redis_url, **values)
 
 

@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 import websockets
 
 from serve.app import create_app
-from serve.services import ApiOptions, Services
+from engine.settings import ApiSettings
+from serve.services import Services
 from storage.events import EventBus
 from storage.connect import StoreHealthChecks
 from storage.queue import OrderQueue
@@ -42,8 +43,8 @@ async def client_for(services: Services, address: str = "127.0.0.1") -> AsyncIte
             yield client
 
 
-def limited(**limits: Any) -> ApiOptions:
-    return ApiOptions(ws_poll_s=0.2, ws_resubscribe_s=0.5, ws_first_message_timeout_s=5.0, **limits)
+def limited(**limits: Any) -> ApiSettings:
+    return ApiSettings(ws_poll_s=0.2, ws_resubscribe_s=0.5, ws_first_message_timeout_s=5.0, **limits)
 
 
 def a_client() -> dict[str, str]:

@@ -217,7 +217,7 @@ def test_the_engine_killed_outright_and_started_again_finishes_every_accepted_or
     earlier = set(orders_in_db(settings.database_url))
     with deadline(120), Flow(settings, rate_per_s=10, max_orders=80, max_s=8, workers=2) as flow:
         flow.wait_accepted(15)
-        crash(actors, settings.namespace)
+        crash(actors, settings.ray.namespace)
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             (unfinished,) = conn.execute(
                 "SELECT count(*) FROM orders WHERE status NOT IN ('confirmed', 'failed')"

@@ -50,7 +50,7 @@ def test_postgres_down_is_a_clear_503_with_nothing_half_stored_and_the_engine_re
     private_postgres: LocalPostgres, redis_url: str, ray_session: None
 ) -> None:
     url = private_postgres.url_for()
-    settings = fault_settings(url, redis_url, executors=6)
+    settings = fault_settings(url, redis_url, dispatch={"executors": 6})
     with running_engine(settings) as actors, deadline(120):
         with Flow(settings, rate_per_s=10, max_orders=120, max_s=13, workers=4, request_timeout_s=15) as flow:
             flow.wait_accepted(10)

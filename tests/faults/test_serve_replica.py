@@ -63,12 +63,12 @@ def served(database_url: str, redis_url: str, ray_session: None) -> Iterator[tup
         database_url,
         redis_url,
         latency={"quote_s": 0.01, "quote_jitter_s": 0.01, "execution_min_s": 1.5, "execution_max_s": 2.5},
-        api_port=free_port(),
-        executors=6,  # fewer processes to start; six orders run at once all the same
+        api={"port": free_port()},
+        dispatch={"executors": 6},  # fewer processes to start; six orders run at once all the same
     )
     with running_engine(settings) as actors:
         start_api(settings)
-        base = f"http://127.0.0.1:{settings.api_port}"
+        base = f"http://127.0.0.1:{settings.api.port}"
         try:
             wait_healthy(base)
             yield settings, actors, base

@@ -31,19 +31,25 @@ TOKENS = TokenRegistry()
 TABLES = "pool_trades, order_status_history, pool_genesis, orders"
 
 
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` laid over it, section by section."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def base_settings(database_url: str, redis_url: str, **overrides: Any) -> EngineSettings:
     values: dict[str, Any] = dict(
         database_url=database_url,
         redis_url=redis_url,
-        namespace=f"test-{uuid.uuid4().hex[:8]}",
-        latency=LatencySettings.zero(),
-        market_enabled=False,
-        rate_limit_per_minute=0,
-        sweep_interval_s=1.0,
-        dashboard=False,
+        latency=LatencySettings.zero().model_dump(),
+        market={"enabled": False},
+        dispatch={"rate_limit_per_minute": 0, "sweep_interval_s": 1.0},
+        ray={"namespace": f"test-{uuid.uuid4().hex[:8]}", "dashboard": False},
+        retry={"max_retries": 3, "base_delay_s": 0.05, "factor": 2.0},
     )
-    values["retry"] = {"max_retries": 3, "base_delay_s": 0.05, "factor": 2.0}
-    values.update(overrides)
+    values = merged(values, overrides)
     return EngineSettings(**values)
 
 

@@ -28,7 +28,8 @@ from websockets.exceptions import ConnectionClosed
 
 from serve.app import create_app
 from engine.local_gateway import LocalGateway
-from serve.services import ApiOptions, Services
+from engine.settings import ApiSettings
+from serve.services import Services
 from sim.orders import OrderStatus
 from storage.events import EventBus
 from storage.orders import OrderStore
@@ -42,7 +43,7 @@ S = OrderStatus
 SOL_MINT = "So11111111111111111111111111111111111111112"
 USDC_MINT = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 ORDER = {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5", "slippageBps": 100}
-FAST = ApiOptions(ws_poll_s=0.2, ws_resubscribe_s=0.5, ws_first_message_timeout_s=5.0)
+FAST = ApiSettings(ws_poll_s=0.2, ws_resubscribe_s=0.5, ws_first_message_timeout_s=5.0)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -70,7 +71,7 @@ class Env:
         self.bus = EventBus(redis)
         self.queue = OrderQueue(redis, stream=f"{prefix}queue", delayed_key=f"{prefix}delayed")
 
-    def services(self, options: ApiOptions = FAST, **overrides: Any) -> Services:
+    def services(self, options: ApiSettings = FAST, **overrides: Any) -> Services:
         values: dict[str, Any] = {
             "store": self.store,
             "queue": self.queue,
@@ -515,7 +516,7 @@ async def test_the_standard_factory_opens_and_closes_its_own_connections(
     from engine.settings import EngineSettings
     from runtime.api_services import ServicesFromSettings
 
-    settings = EngineSettings(database_url=database_url, redis_url=redis_url, rate_limit_per_minute=42)
+    settings = EngineSettings(database_url=database_url, redis_url=redis_url, dispatch={"rate_limit_per_minute": 42})
     made = ServicesFromSettings(settings, gateway="local", options=FAST)
     app = create_app(made)
     async with app.router.lifespan_context(app):
@@ -786,7 +787,7 @@ class _FlakyBus(EventBus):
 
 async def test_ws_subscribes_again_once_redis_is_back(env: Env) -> None:
     bus = _FlakyBus(env.redis)
-    async with live_server(env.services(bus=bus, options=ApiOptions(ws_poll_s=0.3, ws_resubscribe_s=0.3))) as host:
+    async with live_server(env.services(bus=bus, options=ApiSettings(ws_poll_s=0.3, ws_resubscribe_s=0.3))) as host:
         order_id = (await env.store.create_order(_new_order()))[0].id
         async with websockets.connect(f"ws://{host}/api/orders/{order_id}/ws") as ws:
             assert statuses(await receive(ws, 1)) == [(1, "pending")]

@@ -40,8 +40,7 @@ def slow_engine(database_url, redis_url, ray_session):
         database_url,
         redis_url,
         latency={"quote_s": 0.02, "quote_jitter_s": 0.01, "execution_min_s": 0.3, "execution_max_s": 0.6},
-        rate_limit_per_minute=12,
-        rate_limit_window_s=2.0,
+        dispatch={"rate_limit_per_minute": 12, "rate_limit_window_s": 2.0},
     )
     with running_engine(settings) as actors:
         yield settings, actors
@@ -71,9 +70,9 @@ def test_never_more_than_the_executors_nor_the_rate_limit(slow_engine):
                 end = next(r for r in rows[i + 1 :] if r["status"] in ("pending", "confirmed", "failed"))
                 intervals.append((started, end["created_at"].timestamp()))
                 starts.append(started)
-    assert max_overlap(intervals) <= settings.executors
+    assert max_overlap(intervals) <= settings.dispatch.executors
     starts.sort()
-    window, limit = settings.rate_limit_window_s, settings.rate_limit_per_minute
+    window, limit = settings.dispatch.rate_limit_window_s, settings.dispatch.rate_limit_per_minute
 
     def busiest(span: float) -> int:
         return max(sum(1 for t in starts[i:] if t < s + span) for i, s in enumerate(starts))

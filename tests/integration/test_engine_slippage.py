@@ -24,10 +24,9 @@ def hostile_engine(database_url, redis_url, ray_session):
     settings = base_settings(
         database_url,
         redis_url,
-        executors=4,
+        dispatch={"executors": 4},
         faults={"front_run_bps": 300, "front_run_probability": 1.0},
-        market_enabled=True,
-        market_tick_s=0.05,
+        market={"enabled": True, "tick_s": 0.05},
     )
     with running_engine(settings) as actors:
         yield settings, actors

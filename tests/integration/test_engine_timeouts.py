@@ -22,7 +22,7 @@ def slow_pools_engine(database_url, redis_url, ray_session):
     settings = base_settings(
         database_url,
         redis_url,
-        executors=2,
+        dispatch={"executors": 2},
         latency={"quote_s": 0.5, "quote_jitter_s": 0, "execution_min_s": 0, "execution_max_s": 0},
         routing={"pool_timeout_s": 0.1},
     )

@@ -1,13 +1,17 @@
-"""localservers: start, reuse, stop, servers outliving the process that started them, no mode changed."""
+"""localservers: start, reuse, stop, servers outliving the process that started them (detached) or dying
+with it (attached, even SIGKILLed), no mode changed."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import redis
 
 import localservers
 from localservers import LocalPostgres, LocalRedis, ensure_running, local_servers, pid_alive
+from localservers._server import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +118,54 @@ def test_local_servers_stops_what_it_started_and_leaves_what_it_reused(private_d
     with local_servers(data, durable=False) as reused:
         assert reused.postgres is not None and reused.postgres.reused and tuple(reused) == urls
     assert answers(*urls)
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
+def test_local_servers_die_with_the_process_that_started_them_even_killed(private_dir: Path) -> None:
+    data = private_dir / "servers"
+    code = (
+        "import sys, time, localservers\n"
+        "with localservers.local_servers(sys.argv[1], durable=False) as s:\n"
+        "    print(s.postgres.pid, s.redis.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code, str(data)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()  # "" if it failed
+        servers = [int(pid) for pid in line.split()]
+        assert len(servers) == 2 and all(pid_alive(pid) for pid in servers), line
+        for pid, name in zip(servers, ("postgres", "redis")):
+            # what a leftover check looks for: the data dir, even in the title Redis gives itself
+            assert str(data / name) in command_line(pid), command_line(pid)
+        child.send_signal(signal.SIGKILL)  # no exit code runs
+        child.wait(10)
+        assert wait_until(lambda: not any(pid_alive(pid) for pid in servers), 15.0), [
+            command_line(pid) for pid in servers if pid_alive(pid)
+        ]
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+
+
+def test_a_server_started_from_a_thread_outlives_the_thread(private_dir: Path) -> None:
+    server = LocalRedis(private_dir / "servers" / "redis")
+    thread = threading.Thread(target=server.start)  # the parent-death signal is bound to the forking thread
+    thread.start()
+    thread.join(60)
+    try:
+        assert server.url is not None
+        time.sleep(0.5)  # a signal from the thread's end would have arrived
+        assert server.running
+        with redis.Redis.from_url(server.url, socket_timeout=2) as client:
+            assert client.ping()
+    finally:
+        server.stop()
+    assert server.pid is None

@@ -7,6 +7,7 @@ on the same pools. Faults are switches on the fakes.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+        await asyncio.sleep(0)  # let the other tasks run, as a real sleep would
 
 
 class FakeOrderBook:
