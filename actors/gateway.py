@@ -17,6 +17,7 @@ from actors.dispatcher import DISPATCHER_NAME
 from actors.pool_actor import pool_actor_name
 from actors.router import ROUTER_NAME
 from engine.errors import EngineUnavailable
+from sim.decision import PoolSummary, RouteDecision
 
 
 
@@ -65,10 +66,10 @@ class RayGateway:
             self._handles.pop(name, None)
             raise EngineUnavailable(f"{name} is unavailable: {type(exc).__name__}") from exc
 
-    async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
         return await self._call(self.router_name, "route", token_in, token_out, amount_in)
 
-    async def pool_summaries(self) -> list[dict[str, Any]]:
+    async def pool_summaries(self) -> list[PoolSummary]:
         pool_ids = await self._call(self.router_name, "pool_ids")
         return list(
             await asyncio.gather(*(self._call(pool_actor_name(pid), "summary") for pid in pool_ids))

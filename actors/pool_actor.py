@@ -20,7 +20,7 @@ from actors import metrics
 from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from engine.ports import Connector, PoolLedger
 from engine.settings import FaultSettings, LatencySettings
-from sim.decision import pool_summary
+from sim.decision import PoolSummary, pool_summary
 from sim.impact import amount_to_move_price
 from sim.pools import Pool, restore_pool
 from sim.pools.base import SimError
@@ -111,7 +111,7 @@ class PoolActor:
         pool = await self._ensure_loaded()
         return pool.snapshot()
 
-    async def summary(self) -> dict[str, Any]:
+    async def summary(self) -> PoolSummary:
         return pool_summary(await self._ensure_loaded())
 
     async def swap(self, order: SwapOrder) -> Fill | Rejection:

@@ -15,8 +15,8 @@ from typing import Any
 import ray
 
 from engine.settings import RoutingSettings
-from sim.pools import restore_pool
-from sim.decision import decide_route
+from sim.pools import Pool, restore_pool
+from sim.decision import RouteDecision, Skipped, decide_route
 
 ROUTER_NAME = "router"
 
@@ -40,35 +40,33 @@ class OrderRouter:
                     wanted += [{token_in, via}, {via, token_out}]
         return [pid for pid, p in self._pools.items() if set(p["tokens"]) in wanted]
 
-    async def _observe(self, pool_id: str) -> dict[str, Any]:
+    async def _observe(self, pool_id: str) -> Pool | Skipped:
+        """The pool as it is now (a local copy, refreshed only when it moved), or why it was skipped."""
         handle = self._pools[pool_id]["handle"]
         timeout = self._routing.pool_timeout_s
-        started = time.perf_counter()
         try:
             cached = self._cache.get(pool_id)
             known = cached[0] if cached else None
             seen = await asyncio.wait_for(handle.observe.remote(known), timeout)
         except asyncio.TimeoutError:
-            return {"poolId": pool_id, "error": "POOL_TIMEOUT", "message": f"no answer in {timeout}s"}
+            return Skipped(pool_id, "POOL_TIMEOUT", f"no answer in {timeout}s")
         except ray.exceptions.RayActorError as exc:
-            return {"poolId": pool_id, "error": "POOL_UNAVAILABLE", "message": str(exc)[:200]}
-        seen["latency_ms"] = (time.perf_counter() - started) * 1000
+            return Skipped(pool_id, "POOL_UNAVAILABLE", str(exc)[:200])
         if seen["snapshot"] is not None:  # the pool moved since we last saw it
             self._cache[pool_id] = (seen["version"], restore_pool(seen["snapshot"]))
-        seen["pool"] = self._cache[pool_id][1]
-        return seen
+        return self._cache[pool_id][1]
 
-    async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
         """The best route now, every quote seen, and the pools that were skipped.
 
-        When nothing can fill, ``route`` is None and ``error`` says why (domain
-        errors travel as data: they are answers, not crashes).
+        When nothing can fill, ``route`` is None and ``failure`` says why (domain
+        refusals travel as data: they are answers, not crashes).
         """
         pool_ids = self.candidates(token_in, token_out)
         seen = await asyncio.gather(*(self._observe(pid) for pid in pool_ids))
-        skipped = [s for s in seen if "error" in s]
+        skipped = [s for s in seen if isinstance(s, Skipped)]
         # Routing quotes without mutating, so the cached copies stay exact.
-        pools = [s["pool"] for s in seen if "error" not in s]
+        pools = [s for s in seen if not isinstance(s, Skipped)]
         return decide_route(pools, token_in, token_out, amount_in, time.time(), self._policy, skipped)
 
     async def pool_ids(self) -> list[str]:

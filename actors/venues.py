@@ -12,7 +12,8 @@ from typing import Any
 import ray
 
 from engine.dispatch import RunnerLost
-from engine.plans import Fill, HeldPool, Rejection, RouteDecision, RunOutcome, SwapOrder, decision_from_json
+from engine.plans import Fill, HeldPool, Rejection, RunOutcome, SwapOrder
+from sim.decision import RouteDecision
 from engine.ports import VenueUnavailable
 
 
@@ -21,7 +22,7 @@ class RayRouter:
         self._handle = handle
 
     async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
-        return decision_from_json(await self._handle.route.remote(token_in, token_out, amount_in))
+        return await self._handle.route.remote(token_in, token_out, amount_in)
 
 
 class RayVenues:

@@ -12,15 +12,44 @@ from typing import Any
 
 from sim.tokens import Token, TokenRegistry, format_decimal, format_units, from_base_units
 
-from engine.plans import ExecutionPlan, Fill, RouteDecision
+from engine.plans import ExecutionPlan, Fill
+from sim.decision import Rejection, RouteDecision, Skipped, VenueQuote
+from sim.routing import QuoteFailure
+
+
+def error_details(rejection: Rejection) -> dict[str, Any]:
+    return {"code": rejection.code, "message": rejection.message}
+
+
+def quote_details(quote: VenueQuote | QuoteFailure) -> dict[str, Any]:
+    """One venue's quote as the routing event shows it (base units)."""
+    if isinstance(quote, QuoteFailure):
+        return {"poolId": quote.pool_id, "dex": quote.dex, "error": quote.code, "message": quote.message}
+    details: dict[str, Any] = {
+        "poolId": quote.pool_id, "dex": quote.dex, "kind": quote.kind,
+        "amountIn": str(quote.amount_in), "amountOut": str(quote.amount_out),
+        "priceImpactBps": quote.price_impact_bps,
+    }  # fmt: skip
+    if quote.via is not None:
+        details["via"] = quote.via
+    if quote.fee is not None:
+        details.update(fee=str(quote.fee), feeBps=quote.fee_bps, executionPrice=quote.execution_price)
+    return details
+
+
+def skipped_details(skipped: Skipped) -> dict[str, Any]:
+    return {"poolId": skipped.pool_id, "error": skipped.code, "message": skipped.message}
 
 
 def routing_details(decision: RouteDecision, started_at: float | None) -> dict[str, Any]:
-    details: dict[str, Any] = {"quotes": decision.quotes, "skipped": decision.skipped}
+    details: dict[str, Any] = {
+        "quotes": [quote_details(q) for q in decision.quotes],
+        "skipped": [skipped_details(s) for s in decision.skipped],
+    }
     route = decision.route
     if route is None:
         assert decision.failure is not None
-        details["error"] = decision.failure.to_json()
+        details["error"] = error_details(decision.failure)
     else:
         details["chosen"] = {
             "kind": route.kind,

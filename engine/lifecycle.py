@@ -27,7 +27,7 @@ from engine.execution import LegExecutor, Timing
 from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json
 from engine.records import OrderRecord
 from engine.ports import Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, Venues
-from engine.event_details import building_details, confirmed_details, routing_details, settle
+from engine.event_details import building_details, confirmed_details, error_details, routing_details, settle
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class OrderLifecycle:
     async def _fail_attempt(self, run: _Run, failure: OrderFailure) -> RunOutcome:
         rejection = failure.rejection
         delay = self._config.retry.delay_before(run.attempt + 1) if rejection.transient else None
-        info = {**rejection.to_json(), **failure.details}
+        info = {**error_details(rejection), **failure.details}
         if run.status == OrderStatus.PENDING:
             # Failed before routing was recorded: record the attempt, so it counts.
             await self._transition(run, OrderStatus.ROUTING, {"error": info})

@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.config import build_pools, load_market_config
 from engine.settings import EngineSettings
-from sim.decision import decide_route, pool_summary
+from sim.decision import PoolSummary, RouteDecision, decide_route, pool_summary
 
 
 
@@ -34,11 +34,11 @@ class LocalGateway:
         self.rate_limit_per_minute = settings.dispatch.rate_limit_per_minute
         self.policy = settings.routing.policy()
 
-    async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
         pools = list(self.pools.values())
         return decide_route(pools, token_in, token_out, amount_in, time.time(), self.policy)
 
-    async def pool_summaries(self) -> list[dict[str, Any]]:
+    async def pool_summaries(self) -> list[PoolSummary]:
         return [pool_summary(pool) for pool in self.pools.values()]
 
     async def dispatcher_stats(self) -> dict[str, Any]:

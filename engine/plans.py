@@ -9,25 +9,14 @@ refusals are answers, not crashes, so they travel as data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from sim.decision import Rejection
 from sim.orders import transaction_signature
 from sim.routing import Route, RouteLeg
 
 from engine.records import TradeRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why something did not happen; ``transient`` ones are worth a retry."""
-
-    code: str
-    message: str
-    transient: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
 
 
 class OrderFailure(Exception):
@@ -41,33 +30,6 @@ class OrderFailure(Exception):
     @classmethod
     def of(cls, rejection: Rejection) -> OrderFailure:
         return cls(rejection.code, rejection.message, rejection.transient)
-
-
-@dataclass(frozen=True, slots=True)
-class RouteDecision:
-    """What the router found: the best route (or why there is none), and what it saw.
-
-    ``quotes`` and ``skipped`` are the event payload the client is shown
-    (every venue's quote, the pools that did not answer).
-    """
-
-    route: Route | None
-    quotes: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    reason: str | None = None
-    failure: Rejection | None = None
-
-
-def decision_from_json(data: dict[str, Any]) -> RouteDecision:
-    """The router's answer (``sim.decision.decide_route``'s shape) as a typed value."""
-    error = data.get("error")
-    return RouteDecision(
-        route=None if data.get("route") is None else route_from_json(data["route"]),
-        quotes=list(data.get("quotes") or []),
-        skipped=list(data.get("skipped") or []),
-        reason=data.get("reason"),
-        failure=None if not error else Rejection(error["code"], error["message"], bool(error["transient"])),
-    )
 
 
 def route_from_json(data: dict[str, Any]) -> Route:

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from sim.orders import OrderStatus
 
-from engine.plans import Fill, HeldPool, Rejection, RouteDecision, SwapOrder
+from engine.plans import Fill, HeldPool, Rejection, SwapOrder
+from sim.decision import PoolSummary, RouteDecision
 from engine.records import NewOrder, OrderRecord, StatusEvent, TradeRecord
 
 
@@ -182,11 +183,11 @@ class EngineGateway(Protocol):
     Implementations raise ``engine.errors.EngineUnavailable`` when the engine does not answer.
     """
 
-    async def route(self, token_in: str, token_out: str, amount_in: int) -> dict[str, Any]:
-        """The router's answer: ``{"route", "error", "quotes", "skipped", "reason"}`` (base units)."""
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
+        """The router's answer now (base units), without executing anything."""
         ...
 
-    async def pool_summaries(self) -> list[dict[str, Any]]: ...
+    async def pool_summaries(self) -> list[PoolSummary]: ...
 
     async def dispatcher_stats(self) -> dict[str, Any]:
         """``{running, concurrency, rateLimitPerMinute, started, completed, failed, retried}``."""

@@ -8,37 +8,39 @@ from serve.amounts import human, known_token
 from serve.presenters.orders import route_view
 from serve.responses import PoolView, QuoteResponse, QuoteView
 from serve.validation import QuoteTerms
+from sim.decision import PoolSummary, RouteDecision, Skipped, VenueQuote
+from sim.routing import QuoteFailure
 from sim.tokens import Token, TokenRegistry
 
 
-def quote_view(quote: dict[str, Any], t_in: Token, t_out: Token) -> QuoteView:
+def quote_view(quote: VenueQuote | QuoteFailure, t_in: Token, t_out: Token) -> QuoteView:
     """One venue's quote; a venue with no quote shows why (``error``, ``message``)."""
-    if "error" in quote:
-        return QuoteView.model_validate(
-            {"poolId": quote.get("poolId"), "dex": quote.get("dex", "?"), "error": quote["error"],
-             "message": quote.get("message")}
-        )  # fmt: skip
-    return QuoteView.model_validate(
-        {
-            "poolId": quote["poolId"],
-            "dex": quote["dex"],
-            "kind": quote.get("kind", "single"),
-            "via": quote.get("via"),
-            "amountIn": human(quote.get("amountIn"), t_in),
-            "amountOut": human(quote.get("amountOut"), t_out),
-            "fee": human(quote.get("fee"), t_in),
-            "feeBps": quote.get("feeBps"),
-            "priceImpactBps": quote.get("priceImpactBps"),
-            "executionPrice": quote.get("executionPrice"),
-        }
+    if isinstance(quote, QuoteFailure):
+        return QuoteView(pool_id=quote.pool_id, dex=quote.dex, error=quote.code, message=quote.message)
+    return QuoteView(
+        pool_id=quote.pool_id,
+        dex=quote.dex,
+        kind=quote.kind,
+        via=quote.via,
+        amount_in=human(quote.amount_in, t_in),
+        amount_out=human(quote.amount_out, t_out),
+        fee=human(quote.fee, t_in),
+        fee_bps=quote.fee_bps,
+        price_impact_bps=quote.price_impact_bps,
+        execution_price=quote.execution_price,
     )
 
 
+def skipped_view(skipped: Skipped) -> dict[str, Any]:
+    return {"poolId": skipped.pool_id, "error": skipped.code, "message": skipped.message}
+
+
 def quote_response(
-    terms: QuoteTerms, decision: dict[str, Any], quotes: list[QuoteView], tokens: TokenRegistry
+    terms: QuoteTerms, decision: RouteDecision, quotes: list[QuoteView], tokens: TokenRegistry
 ) -> QuoteResponse:
     """The router's choice (a decision with a route) and every venue's quote beside it."""
-    route = route_view(decision["route"], tokens, terms.slippage_bps)
+    assert decision.route is not None
+    route = route_view(decision.route.to_dict(), tokens, terms.slippage_bps)
     assert route is not None
     return QuoteResponse(
         token_in=terms.token_in.symbol,
@@ -47,27 +49,24 @@ def quote_response(
         slippage_bps=terms.slippage_bps,
         route=route,
         quotes=quotes,
-        skipped=list(decision.get("skipped") or []),
+        skipped=[skipped_view(s) for s in decision.skipped],
         best_dex="+".join(sorted({leg.dex for leg in route.legs})),
-        reason=decision.get("reason") or "",
+        reason=decision.reason or "",
     )
 
 
-def pool_view(summary: dict[str, Any], tokens: TokenRegistry) -> PoolView:
-    reserves = {symbol: human(units, known_token(tokens, symbol)) or "0"
-                for symbol, units in (summary.get("reserves") or {}).items()}  # fmt: skip
-    return PoolView.model_validate(
-        {
-            "poolId": summary["poolId"],
-            "dex": summary["dex"],
-            "kind": summary.get("kind", "?"),
-            "pair": f"{summary['base']}/{summary['quote']}",
-            "base": summary["base"],
-            "quote": summary["quote"],
-            "feeBps": summary["feeBps"],
-            "spotPrice": summary["spotPrice"],
-            "reserves": reserves,
-            "activeBin": summary.get("activeBin"),
-            "bins": summary.get("bins"),
-        }
+def pool_view(summary: PoolSummary, tokens: TokenRegistry) -> PoolView:
+    reserves = {symbol: human(units, known_token(tokens, symbol)) or "0" for symbol, units in summary.reserves.items()}
+    return PoolView(
+        pool_id=summary.pool_id,
+        dex=summary.dex,
+        kind=summary.kind,
+        pair=f"{summary.base}/{summary.quote}",
+        base=summary.base,
+        quote=summary.quote,
+        fee_bps=summary.fee_bps,
+        spot_price=summary.spot_price,
+        reserves=reserves,
+        active_bin=summary.extra.get("active_bin"),
+        bins=summary.extra.get("bins"),
     )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from serve.dependencies import ServicesDep, limit_reads
 from serve.errors import ApiError, error_example
-from serve.presenters.market import pool_view, quote_response, quote_view
+from serve.presenters.market import pool_view, quote_response, quote_view, skipped_view
 from serve.requests import TokenRef
 from serve.responses import PoolsResponse, QuoteResponse, QuoteView
 from serve.validation import validate_quote
+from sim.decision import Rejection, RouteDecision
 
 router = APIRouter(tags=["market"], dependencies=[Depends(limit_reads)])
 
@@ -30,15 +31,14 @@ async def pools(services: ServicesDep) -> PoolsResponse:
     return PoolsResponse(pools=[pool_view(s, services.tokens) for s in summaries])
 
 
-def _no_route(decision: dict[str, Any], quotes: list[QuoteView]) -> ApiError:
+def _no_route(decision: RouteDecision, quotes: list[QuoteView]) -> ApiError:
     """422 when nothing can fill the order (503 when that may pass), with every venue's quote."""
-    err = decision.get("error") or {"code": "NO_ROUTE", "message": "no route", "transient": False}
+    failure = decision.failure or Rejection("NO_ROUTE", "no route", False)
     details = {
         "quotes": [q.model_dump(by_alias=True, exclude_none=True) for q in quotes],
-        "skipped": list(decision.get("skipped") or []),
+        "skipped": [skipped_view(s) for s in decision.skipped],
     }
-    status = 503 if err.get("transient") else 422
-    return ApiError(status, err.get("code", "NO_ROUTE"), err.get("message", "no route"), details)
+    return ApiError(503 if failure.transient else 422, failure.code, failure.message, details)
 
 
 @router.get(
@@ -73,7 +73,7 @@ async def quote(
         default_slippage_bps=opts.default_slippage_bps, max_slippage_bps=opts.max_slippage_bps,
     )  # fmt: skip
     decision = await services.engine.route(terms.token_in.symbol, terms.token_out.symbol, terms.amount_in)
-    quotes = [quote_view(q, terms.token_in, terms.token_out) for q in decision.get("quotes") or []]
-    if decision.get("route") is None:
+    quotes = [quote_view(q, terms.token_in, terms.token_out) for q in decision.quotes]
+    if decision.route is None:
         raise _no_route(decision, quotes)
     return quote_response(terms, decision, quotes, services.tokens)

@@ -180,7 +180,7 @@ class DlmmPool(Pool):
         ]
 
     def extra_summary(self) -> dict[str, Any]:
-        return {"activeBin": self._active_id, "bins": len(self.bins_summary())}
+        return {"active_bin": self._active_id, "bins": len(self.bins_summary())}
 
     def spot_price(self, token_in: str) -> float:
         """The active bin's price, as Meteora reports it (even if that bin is one-sided)."""

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from websockets.exceptions import ConnectionClosed
 
 from serve.app import create_app
+from engine.event_details import routing_details
 from engine.local_gateway import LocalGateway
 from engine.settings import ApiSettings
 from serve.services import Services
@@ -580,8 +581,8 @@ async def test_list_is_recent_first_filters_by_status_and_pages_with_a_cursor(en
 async def test_history_and_a_confirmed_order_in_token_units(env: Env, api: httpx.AsyncClient) -> None:
     order_id = (await submit(api))["orderId"]
     decision = await env.gateway.route("SOL", "USDC", 1_500_000_000)
-    route = decision["route"]
-    await env.store.transition(order_id, S.ROUTING, attempt=1, details={"quotes": decision["quotes"]},
+    route = decision.route.to_dict()
+    await env.store.transition(order_id, S.ROUTING, attempt=1, details=routing_details(decision, None),
                                fields={"route": route, "dex": route["legs"][0]["dex"]})  # fmt: skip
     await env.store.transition(order_id, S.BUILDING, attempt=1, fields={"route": {**route, "min_out": 222_000_000}})
     await env.store.transition(order_id, S.SUBMITTED, attempt=1, fields={"tx_signature": "5igSig"})

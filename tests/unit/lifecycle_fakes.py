@@ -18,11 +18,11 @@ from engine.config import build_pools, load_market_config
 from engine.errors import StaleTransition
 from engine.lifecycle import LifecycleConfig, LifecyclePorts, OrderLifecycle
 from engine.execution import Timing
-from engine.plans import Fill, HeldPool, Rejection, RouteDecision, SwapOrder, decision_from_json
+from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from engine.ports import VenueUnavailable
 from engine.records import NewOrder, OrderRecord, StatusEvent, TradeRecord
 from engine.settings import DEFAULT_MARKET_CONFIG
-from sim.decision import RoutingPolicy, decide_route
+from sim.decision import RouteDecision, RoutingPolicy, Skipped, decide_route
 from sim.orders import OrderStatus, RetryPolicy, can_transition
 from sim.pools import Pool
 from sim.pools.base import SimError
@@ -196,9 +196,8 @@ class FakeRouter:
                 raise answer
             return answer
         reachable = [p for pid, p in self.venues.pools.items() if pid not in self.venues.unavailable]
-        skipped = [{"poolId": pid, "error": "POOL_UNAVAILABLE", "message": "dead"} for pid in self.venues.unavailable]
-        data = decide_route(reachable, token_in, token_out, amount_in, self.venues.clock.time(), self.policy, skipped)
-        return decision_from_json(data)
+        skipped = [Skipped(pid, "POOL_UNAVAILABLE", "dead") for pid in self.venues.unavailable]
+        return decide_route(reachable, token_in, token_out, amount_in, self.venues.clock.time(), self.policy, skipped)
 
 
 @dataclass

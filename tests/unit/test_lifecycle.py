@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from engine.plans import ExecutionPlan, Rejection, RouteDecision, RunOutcome, route_from_json
-from sim.decision import RoutingPolicy
+from engine.plans import ExecutionPlan, RunOutcome, route_from_json
+from sim.decision import Rejection, RouteDecision, RoutingPolicy
 from sim.orders import OrderStatus as S
 from sim.orders import RetryPolicy
 from sim.tokens import format_units

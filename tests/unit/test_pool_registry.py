@@ -204,8 +204,8 @@ def test_the_new_kind_is_summarised_restored_and_traded(constant_sum: PoolKind[F
     pools = build_pools(config)
     stable = pools[1]
     summary = pool_summary(stable)
-    assert (summary["kind"], summary["dex"], summary["peg"]) == ("constant_sum", "saber", "1")
-    assert "bins" not in summary and summary["spotPrice"] == 1.0
+    assert (summary.kind, summary.dex, summary.extra["peg"]) == ("constant_sum", "saber", "1")
+    assert "bins" not in summary.extra and summary.spot_price == 1.0
     again = restore_pool(stable.snapshot())
     assert isinstance(again, ConstantSumPool) and again.snapshot() == stable.snapshot()
     quote = stable.quote_exact_out("USDT", 1_000 * 10**6)
