@@ -35,7 +35,10 @@ def lifecycle_config(retry: RetrySettings, latency: LatencySettings, routing: Ro
     """The lifecycle's own section, from the three settings it depends on."""
     return LifecycleConfig(
         retry=RetryPolicy(retry.max_retries, retry.base_delay_s, retry.factor),
-        timing=Timing(routing.tx_expiry_s, routing.pool_timeout_s, latency.execution_min_s, latency.execution_max_s),
+        timing=Timing(
+            routing.tx_expiry_s, routing.pool_timeout_s, latency.execution_min_s, latency.execution_max_s,
+            router_timeout_s=routing.pool_timeout_s + latency.quote_s + latency.quote_jitter_s + 4.0,
+        ),
     )
 
 
@@ -55,7 +58,7 @@ class OrderExecutor:
                 stores = await self._connector.executor_stores()
                 ports = LifecyclePorts(
                     orders=stores.orders, trades=stores.trades, events=stores.events,
-                    router=RayRouter(self._router), venues=RayVenues(self._pools),
+                    router=RayRouter(self._router, self._config.timing.router_timeout_s), venues=RayVenues(self._pools),
                     clock=SystemClock(), metrics=metrics.LifecycleMetricsOnRay(),
                 )  # fmt: skip
                 rng = random.Random(f"{self._seed}:executor:{self.index}")

@@ -12,17 +12,27 @@ from typing import Any
 import ray
 
 from engine.dispatch import RunnerLost
+from engine.errors import EngineUnavailable
 from engine.plans import Fill, HeldPool, Rejection, RunOutcome, SwapOrder
 from sim.decision import RouteDecision
 from engine.ports import VenueUnavailable
 
 
 class RayRouter:
-    def __init__(self, handle: Any) -> None:
+    """The router actor; a call it does not answer within ``timeout_s`` (it died, it is
+    restarting, it is stuck) raises ``EngineUnavailable`` instead of holding the order forever."""
+
+    def __init__(self, handle: Any, timeout_s: float) -> None:
         self._handle = handle
+        self._timeout_s = timeout_s
 
     async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
-        return await self._handle.route.remote(token_in, token_out, amount_in)
+        try:
+            return await asyncio.wait_for(self._handle.route.remote(token_in, token_out, amount_in), self._timeout_s)
+        except asyncio.TimeoutError as exc:
+            raise EngineUnavailable(f"the router did not answer in {self._timeout_s:g}s") from exc
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            raise EngineUnavailable(f"the router is unavailable: {type(exc).__name__}") from exc
 
 
 class RayVenues:

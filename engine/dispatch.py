@@ -154,9 +154,13 @@ class OrderDispatcher:
             self._idle.put_nowait(runner)
 
     async def _run_to_an_answer(self, runner: OrderRunner, order_id: str, started_at: float) -> RunOutcome:
+        timeout = self._settings.run_timeout_s
         while True:
             try:
-                return await runner.run(order_id, started_at)
+                return await asyncio.wait_for(runner.run(order_id, started_at), timeout)
+            except asyncio.TimeoutError:
+                log.warning("order %s: no answer from its executor in %gs; the slot is freed", order_id, timeout)
+                return RunOutcome("error", retry_in=1.0, message=f"the executor did not answer in {timeout:g}s")
             except RunnerLost:
                 # The executor died mid-order: it is restarted, and the run resumes from the store.
                 log.warning("executor died running %s; resuming", order_id)

@@ -27,6 +27,7 @@ class Timing:
     pool_timeout_s: float = 1.0
     execution_min_s: float = 0.0
     execution_max_s: float = 0.0
+    router_timeout_s: float = 5.0  # the router waits pool_timeout_s for every pool, in parallel
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from sim.orders import OrderStatus, RetryPolicy
 from sim.routing import Route
 from sim.tokens import TokenRegistry
 
-from engine.errors import StaleTransition
+from engine.errors import EngineUnavailable, StaleTransition
 from engine.execution import LegExecutor, Timing
 from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json
 from engine.records import OrderRecord
@@ -123,7 +123,10 @@ class OrderLifecycle:
             log.debug("order %s: publish of seq %d failed", run.order_id, event.seq, exc_info=True)
 
     async def _route(self, run: _Run, order: OrderRecord, started_at: float | None) -> Route:
-        decision = await self._ports.router.route(order.token_in, order.token_out, order.amount_in)
+        try:
+            decision = await self._ports.router.route(order.token_in, order.token_out, order.amount_in)
+        except EngineUnavailable as exc:  # dead, restarting or stuck: route again after the backoff
+            raise OrderFailure("ROUTER_UNAVAILABLE", str(exc)[:300], True) from exc
         details = routing_details(decision, started_at)
         if decision.route is None:
             # The routing happened and found nothing: show it, then fail or retry.

@@ -77,7 +77,9 @@ class WorkQueue(Protocol):
 
 
 class Router(Protocol):
-    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision: ...
+    async def route(self, token_in: str, token_out: str, amount_in: int) -> RouteDecision:
+        """Raises ``engine.errors.EngineUnavailable`` when the router does not answer in time."""
+        ...
 
 
 class VenueUnavailable(Exception):

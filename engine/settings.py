@@ -86,6 +86,10 @@ class DispatchSettings(BaseModel):
     rate_limit_per_minute: int = Field(100, ge=0, description="orders started per window, shared; 0 = off")
     rate_limit_window_s: float = Field(60.0, gt=0, description="the window the limit counts in")
     sweep_interval_s: float = Field(10.0, gt=0, description="how often lost deliveries are looked for")
+    # An executor that has not answered a run by then (stuck on a call that never
+    # returns) gives its slot back; the order is run again after a short delay,
+    # which is safe: runs resume from the store and fills happen once.
+    run_timeout_s: float = Field(120.0, gt=0, description="the longest one run may hold an executor slot")
 
 
 class MarketSettings(BaseModel):

@@ -286,3 +286,26 @@ async def test_the_loop_recovers_dispatches_sweeps_and_stops() -> None:
     await d.dispatcher.drain()
     assert d.dispatcher.figures.completed == 2
     assert d.dispatcher._metrics.seen  # the sweep reported the queue's depth
+
+
+class StuckRunner(FakeRunner):
+    """A call that never returns (an executor blocked on a dead actor's answer)."""
+
+    async def run(self, order_id: str, started_at: float) -> RunOutcome:
+        self.ran.append(order_id)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_run_that_never_answers_gives_its_slot_back_and_the_order_is_retried() -> None:
+    d = desk(runners=1)
+    d.dispatcher._settings = DispatchSettings(executors=1, rate_limit_per_minute=0, run_timeout_s=0.05)
+    stuck = StuckRunner({}, d.gate, d.orders.done)
+    d.dispatcher._idle = asyncio.Queue()
+    d.dispatcher._idle.put_nowait(stuck)
+    await d.queue.enqueue("o1")
+    await d.dispatch_all()
+    await asyncio.wait_for(d.dispatcher.drain(), 5)
+    assert stuck.ran == ["o1"] and d.dispatcher.running == 0
+    assert d.dispatcher._idle.qsize() == 1  # the slot is free again
+    assert "o1" in d.queue.delayed and d.queue.pending == {}  # deferred, not lost

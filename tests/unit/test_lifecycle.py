@@ -367,3 +367,15 @@ async def test_an_amount_that_buys_nothing_fails_at_once_as_too_small() -> None:
     assert await world.lifecycle.run(order.id) == RunOutcome("failed")
     failed = world.book.orders[order.id]
     assert failed.error_code == "AMOUNT_TOO_SMALL" and failed.error_message.startswith("amount too small")
+
+
+async def test_a_router_that_does_not_answer_is_a_transient_router_unavailable() -> None:
+    from engine.errors import EngineUnavailable
+
+    world = make_world(pool_ids=SOL_USDC)
+    world.router.script = [EngineUnavailable("the router did not answer in 5s")]
+    order = world.order("SOL", "USDC", "1")
+    assert await world.lifecycle.run(order.id) == RunOutcome("pending", retry_in=1.0)
+    error = world.book.events[order.id][-1].details["error"]
+    assert error["code"] == "ROUTER_UNAVAILABLE" and "did not answer" in error["message"]
+    assert await world.lifecycle.run(order.id) == RunOutcome("confirmed")
