@@ -8,6 +8,7 @@ the loop again by itself and recovers what its predecessor left.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import ray
@@ -20,6 +21,7 @@ from engine.ports import Connector
 from engine.settings import DispatchSettings
 
 DISPATCHER_NAME = "dispatcher"
+log = logging.getLogger(__name__)
 __all__ = ["CONSUMER", "DISPATCHER_NAME", "Dispatcher"]
 
 
@@ -45,8 +47,21 @@ class Dispatcher:
             self._dispatcher = OrderDispatcher(
                 runners, stores.queue, stores.starts, stores.orders, s, SystemClock(), metrics.DispatchMetricsOnRay()
             )
-            self._task = asyncio.ensure_future(self._dispatcher.run_forever())
+            self._run_loop()
         return True
+
+    def _run_loop(self) -> None:
+        assert self._dispatcher is not None
+        self._task = asyncio.ensure_future(self._dispatcher.run_forever())
+        self._task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: asyncio.Task) -> None:
+        """A loop that died (recovery failed on a Redis or PostgreSQL blip) is started again:
+        a dispatcher that silently stops dispatching stalls the whole engine."""
+        if task.cancelled() or self._dispatcher is None or self._dispatcher.stopping:
+            return
+        log.error("the dispatch loop ended (%r); starting it again in 1 s", task.exception())
+        asyncio.get_running_loop().call_later(1.0, self._run_loop)
 
     async def stats(self) -> dict[str, Any]:
         figures = self._dispatcher.figures if self._dispatcher else None

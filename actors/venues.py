@@ -55,8 +55,8 @@ class RayVenues:
     ) -> HeldPool | Rejection:
         return await self._call(self._pools[pool_id].hold.remote(order_id, lease_s, give_up_at), timeout)
 
-    async def release(self, pool_id: str, order_id: str) -> None:
-        await self._call(self._pools[pool_id].release.remote(order_id), None)
+    async def release(self, pool_id: str, order_id: str, *, timeout: float) -> None:
+        await self._call(self._pools[pool_id].release.remote(order_id), timeout)
 
 
 class RayRunner:

@@ -63,6 +63,10 @@ class OrderDispatcher:
         self.figures = DispatchFigures()
 
     @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
     def running(self) -> int:
         return len(self._in_flight)
 

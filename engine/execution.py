@@ -89,7 +89,7 @@ class LegExecutor:
             # landed after we stopped waiting is ours too (release is a no-op else).
             for pool_id in asked:
                 try:
-                    await self._venues.release(pool_id, order_id)
+                    await self._venues.release(pool_id, order_id, timeout=wait)
                 except VenueUnavailable:
                     pass  # it went away, and its hold with it
 

@@ -24,7 +24,7 @@ from sim.tokens import TokenRegistry
 
 from engine.errors import EngineUnavailable, StaleTransition
 from engine.execution import LegExecutor, Timing
-from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json
+from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json, venues_of
 from engine.records import OrderRecord
 from engine.ports import Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, Venues
 from engine.event_details import building_details, confirmed_details, error_details, routing_details, settle
@@ -135,7 +135,7 @@ class OrderLifecycle:
             assert failure is not None
             raise OrderFailure.of(failure)
         route = decision.route
-        run.dex = "+".join(sorted(set(route.dexes)))
+        run.dex = venues_of(route)
         await self._transition(
             run, OrderStatus.ROUTING, details,
             route=route.to_dict(), dex=run.dex, pool_id=",".join(route.pool_ids),

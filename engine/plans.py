@@ -32,6 +32,11 @@ class OrderFailure(Exception):
         return cls(rejection.code, rejection.message, rejection.transient)
 
 
+def venues_of(route: Route) -> str:
+    """The venues of a route, as the order row names them (``meteora`` or ``meteora+raydium``)."""
+    return "+".join(sorted(set(route.dexes)))
+
+
 def route_from_json(data: dict[str, Any]) -> Route:
     legs = tuple(RouteLeg(**leg) for leg in data["legs"])
     return Route(
@@ -61,8 +66,7 @@ class ExecutionPlan:
 
     @property
     def dex(self) -> str:
-        """The venues, as the order row names them (``meteora`` or ``meteora+raydium``)."""
-        return "+".join(sorted(set(self.route.dexes)))
+        return venues_of(self.route)
 
     def submitted(self, expires_at: float, attempt: int, order_id: str) -> ExecutionPlan:
         signature = transaction_signature(order_id, self.route.legs[0].pool_id, attempt)
@@ -152,7 +156,3 @@ class RunOutcome:
     retry_in: float | None = None
     superseded: bool = False
     message: str | None = None
-
-    @property
-    def requeue(self) -> bool:
-        return self.retry_in is not None

@@ -27,12 +27,14 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def is_uuid(value: str) -> bool:
+def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
+    """The UUID, or None when ``value`` is not one (so a bad id is just "not found")."""
+    if isinstance(value, uuid.UUID):
+        return value
     try:
-        uuid.UUID(str(value))
+        return uuid.UUID(str(value))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,7 +60,7 @@ class NewOrder:
             raise ValueError("slippage_bps must be an integer")
         if not 0 <= self.slippage_bps <= 10_000:
             raise ValueError("slippage_bps must be within 0..10000")
-        if self.order_id is not None and not is_uuid(self.order_id):
+        if self.order_id is not None and parse_uuid(self.order_id) is None:
             raise ValueError(f"order_id {self.order_id!r} is not a UUID")
 
 

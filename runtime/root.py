@@ -101,10 +101,6 @@ class RunningEngine:
     actors: EngineActors  # replaced when a fault test restarts them
     servers: LocalServers
 
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.settings.api.host}:{self.settings.api.port}"
-
 
 @contextlib.contextmanager
 def running_engine(

@@ -82,7 +82,11 @@ class OrderView(CamelModel):
     amount_out: str | None = Field(None, description="Filled output, token units (confirmed orders).")
     amount_out_base_units: str | None = None
     executed_price: str | None = Field(None, description="tokenOut per tokenIn, fees included.")
-    fee: str | None = Field(None, description="Fee paid, token units of tokenIn.")
+    fee: str | None = Field(
+        None, description="Every leg's fee in token units of `feeToken` (tokenIn; a later hop's fee taken back "
+        "through the earlier hops' rates). Each leg shows its own fee in its own tokenIn."
+    )
+    fee_token: str | None = Field(None, description="The token `fee` is counted in: tokenIn.")
     price_impact_bps: float | None = None
     tx_signature: str | None = None
     error: OrderError | None = None

@@ -38,13 +38,3 @@ def jsonb(value: Any) -> Jsonb:
 
 def to_int(value: Decimal | int | None) -> int | None:
     return None if value is None else int(value)
-
-
-def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
-    """The UUID, or None when ``value`` is not one (so a bad id is just "not found")."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None

@@ -23,8 +23,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from sim.orders import InvalidTransition, OrderStatus, can_transition, predecessors
-from engine.records import NewOrder, OrderRecord, StatusEvent, utc
-from storage._codec import jsonb, parse_uuid, to_int
+from engine.records import NewOrder, OrderRecord, StatusEvent, parse_uuid, utc
+from storage._codec import jsonb, to_int
 from engine.errors import (
     DuplicateOrderId,
     IdempotencyConflict,
@@ -32,8 +32,6 @@ from engine.errors import (
     OrderNotFound,
     StaleTransition,
 )
-from engine.records import TradeRecord
-from storage.trades import PoolTradeStore
 
 MAX_PAGE = 500
 
@@ -405,7 +403,3 @@ class OrderStore:
             for status, count in await cur.fetchall():
                 counts[status] = int(count)
         return counts
-
-    async def fills_for_order(self, order_id: str) -> list[TradeRecord]:
-        """The pool trades that filled this order, by leg."""
-        return await PoolTradeStore(self._pool).trades_for_order(order_id)

@@ -17,7 +17,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from engine.records import TradeRecord, utc
-from storage._codec import jsonb, parse_uuid
+from engine.records import parse_uuid
+from storage._codec import jsonb
 
 TradeKind = Literal["order", "arbitrage", "noise"]
 TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise"})

@@ -88,6 +88,7 @@ def order_view(record: Any, tokens: TokenRegistry) -> OrderView:
             "amountOutBaseUnits": None if record.amount_out is None else str(record.amount_out),
             "executedPrice": None if record.executed_price is None else format_decimal(Decimal(record.executed_price)),
             "fee": human(record.fee, t_in),
+            "feeToken": None if record.fee is None else record.token_in,
             "priceImpactBps": record.price_impact_bps,
             "txSignature": record.tx_signature,
             "error": error,

@@ -27,6 +27,7 @@ from engine.settings import EngineSettings
 from serve.app import create_app
 from runtime.api_services import ServicesFromSettings
 from engine.settings import ApiSettings
+from loadtest.chaos.books import call_until_back  # noqa: F401 — the fault tests use it too
 from tests.integration.engine_harness import base_settings, merged, running_engine, wait_final
 
 # A mix the default market can fill: both SOL/USDC venues, the reverse side,
@@ -187,18 +188,6 @@ class Flow:
                     except (ValueError, KeyError, TypeError):
                         self.result.rejected.append((reply.status_code, "?", reply.text[:200]))
             await asyncio.sleep(max(0.0, period - (time.monotonic() - began)))
-
-
-def call_until_back(call: Any, timeout_s: float = 60.0) -> Any:
-    """``ray.get(call())``, called again while the actor is being killed or restarted."""
-    end = time.monotonic() + timeout_s
-    while True:
-        try:
-            return ray.get(call(), timeout=max(1.0, end - time.monotonic()))
-        except ray.exceptions.RayActorError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.2)
 
 
 def pid_of(handle: Any, timeout_s: float = 60.0) -> int:

@@ -604,7 +604,7 @@ async def test_history_and_a_confirmed_order_in_token_units(env: Env, api: httpx
     order = (await api.get(f"/api/orders/{order_id}")).json()
     assert order["status"] == "confirmed"
     assert order["amountOut"] == "224.565349" and order["amountOutBaseUnits"] == "224565349"
-    assert order["fee"] == "0.003" and order["executedPrice"] == "149.710232666667"
+    assert order["fee"] == "0.003" and order["feeToken"] == "SOL" and order["executedPrice"] == "149.710232666667"
     assert order["txSignature"] == "5igSig" and order["dex"] == "meteora"
     assert order["route"]["kind"] == "single"
     assert order["route"]["amountIn"] == "1.5" and order["route"]["minAmountOut"] == "222"

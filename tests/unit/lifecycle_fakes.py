@@ -174,7 +174,7 @@ class FakeVenues:
         self.held[pool_id] = order_id
         return HeldPool(self.pools[pool_id].snapshot(), self.clock.time())
 
-    async def release(self, pool_id: str, order_id: str) -> None:
+    async def release(self, pool_id: str, order_id: str, *, timeout: float) -> None:
         self.calls.append(("release", pool_id))
         if self.held.get(pool_id) == order_id:
             del self.held[pool_id]
