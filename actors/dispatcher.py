@@ -1,8 +1,12 @@
 """Dispatcher: the queue consumer that feeds the executors (``engine.dispatch`` does the work).
 
 A Ray shell: it opens the stores, wraps the executor handles as runners, and
-keeps the dispatch loop running; restarted by Ray after a crash, it starts
-the loop again by itself and recovers what its predecessor left.
+keeps the dispatch loop running. The loop is started by the constructor itself
+(``autostart``, and always when Ray restarted the actor after a crash), so a
+restarted dispatcher recovers what its predecessor left with nobody calling it.
+It used to queue a call to its own ``start`` from the constructor instead: while
+Ray still reported the actor RESTARTING, that call failed ("The actor is
+restarting", no retries) and the restarted dispatcher sat idle for good.
 """
 
 from __future__ import annotations
@@ -27,28 +31,38 @@ __all__ = ["CONSUMER", "DISPATCHER_NAME", "Dispatcher"]
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class Dispatcher:
-    def __init__(self, executors: list[Any], connector: Connector, settings: DispatchSettings) -> None:
+    def __init__(self, executors: list[Any], connector: Connector, settings: DispatchSettings,
+                 autostart: bool = False) -> None:  # fmt: skip
         self._executors, self._connector, self._settings = executors, connector, settings
         self._dispatcher: OrderDispatcher | None = None
         self._task: asyncio.Task | None = None
-        context = ray.get_runtime_context()
-        if context.was_current_actor_reconstructed:
-            # Ray restarted us after a crash and nobody will call start() again:
-            # queue the call ourselves (it runs once __init__ returns).
-            context.current_actor.start.remote()
+        self._starting: asyncio.Task | None = None
+        self._start_lock = asyncio.Lock()
+        if autostart or ray.get_runtime_context().was_current_actor_reconstructed:
+            # An async actor's constructor runs on its event loop: start from here.
+            self._starting = asyncio.get_running_loop().create_task(self.start())
 
-    async def start(self) -> bool:
-        if self._task is None:
-            s = self._settings
-            stores = await self._connector.dispatcher_stores(
-                starts_per_window=s.rate_limit_per_minute, window_s=s.rate_limit_window_s
-            )
-            runners = [RayRunner(handle) for handle in self._executors]
-            self._dispatcher = OrderDispatcher(
-                runners, stores.queue, stores.starts, stores.orders, s, SystemClock(), metrics.DispatchMetricsOnRay()
-            )
-            self._run_loop()
+    async def start(self, retry_every_s: float = 1.0) -> bool:
+        """Open the stores (until they answer) and start the loop; again is a no-op."""
+        async with self._start_lock:
+            while self._dispatcher is None:
+                try:
+                    await self._open()
+                except Exception:  # noqa: BLE001 — PostgreSQL or Redis away: giving up would stall the engine
+                    log.exception("the dispatcher cannot open its stores; trying again in %gs", retry_every_s)
+                    await asyncio.sleep(retry_every_s)
         return True
+
+    async def _open(self) -> None:
+        s = self._settings
+        stores = await self._connector.dispatcher_stores(
+            starts_per_window=s.rate_limit_per_minute, window_s=s.rate_limit_window_s
+        )
+        runners = [RayRunner(handle) for handle in self._executors]
+        self._dispatcher = OrderDispatcher(
+            runners, stores.queue, stores.starts, stores.orders, s, SystemClock(), metrics.DispatchMetricsOnRay()
+        )
+        self._run_loop()
 
     def _run_loop(self) -> None:
         assert self._dispatcher is not None
@@ -77,6 +91,8 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop taking orders, and wait until the loop has ended (orders running go on)."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
         if self._dispatcher is not None:
             self._dispatcher.stop()
         if self._task is not None:

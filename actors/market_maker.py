@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=100)
 class MarketMaker:
-    def __init__(self, pools: dict[str, Any], settings: MarketSettings, seed: int) -> None:
+    def __init__(self, pools: dict[str, Any], settings: MarketSettings, seed: int, autostart: bool = False) -> None:
         self._settings = settings
         self._pools = pools
         config = load_market_config(settings.config)
@@ -32,9 +32,10 @@ class MarketMaker:
         self._task: asyncio.Task | None = None
         self.ticks = 0
         self.trades = 0
-        context = ray.get_runtime_context()
-        if context.was_current_actor_reconstructed:
-            context.current_actor.start.remote()  # restarted after a crash: keep the market moving
+        if autostart or ray.get_runtime_context().was_current_actor_reconstructed:
+            # From the constructor (it runs on the actor's event loop), not by a call to
+            # ourselves: that call fails while Ray still reports the actor RESTARTING.
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def start(self) -> bool:
         if self._task is None:

@@ -87,6 +87,16 @@ def pool_reserve() -> Gauge:
     )
 
 
+@cache
+def oldest_open_order() -> Gauge:
+    return Gauge(
+        "dex_oldest_open_order_seconds",
+        description="The oldest non-final order: its age (measure=age) and the time since it last moved "
+        "(measure=idle); 0 when every order is final.",
+        tag_keys=("measure",),
+    )
+
+
 class LifecycleMetricsOnRay:
     """The lifecycle's ``LifecycleMetrics`` port on the metrics above."""
 
@@ -109,3 +119,8 @@ class DispatchMetricsOnRay:
         gauge.set(waiting, tags={"state": "waiting"})
         gauge.set(delayed, tags={"state": "delayed"})
         gauge.set(running, tags={"state": "running"})
+
+    def oldest_open(self, age_s: float, idle_s: float) -> None:
+        gauge = oldest_open_order()
+        gauge.set(age_s, tags={"measure": "age"})
+        gauge.set(idle_s, tags={"measure": "idle"})

@@ -65,6 +65,8 @@ class PoolActor:
         self._holder: str | None = None  # order holding this pool for an atomic route
         self._held_at = 0.0
         self._lease: asyncio.TimerHandle | None = None
+        # A held swap under way: its lease cannot end until the swap is written.
+        self._held_swap = asyncio.Lock()
 
     async def _ensure_loaded(self) -> Pool:
         if self._pool is None:
@@ -124,9 +126,13 @@ class PoolActor:
         """
         pool = await self._ensure_loaded()
         if order.held:
-            if self._holder != order.order_id:
-                return _rejected(LeaseExpired("the pool was not held for this order any more"))
-            return await self._swap_locked(order, now=self._held_at)
+            # One held swap at a time (a re-sent one waits for the first), and the
+            # lease waits for it: ended mid-write, it let another swap apply on top
+            # of a trade not yet committed, which PostgreSQL might never see.
+            async with self._held_swap:
+                if self._holder != order.order_id:
+                    return _rejected(LeaseExpired("the pool was not held for this order any more"))
+                return await self._swap_locked(order, now=self._held_at)
         latency = self._latency
         if latency.execution_max_s > 0:
             await asyncio.sleep(self._rng.uniform(latency.execution_min_s, latency.execution_max_s))
@@ -220,8 +226,14 @@ class PoolActor:
         self._holder = order_id
         self._held_at = time.time()
         loop = asyncio.get_running_loop()
-        self._lease = loop.call_later(lease_s, self._release_if, order_id)
+        self._lease = loop.call_later(lease_s, self._lease_over, order_id)
         return HeldPool(self._pool.snapshot(), self._held_at)
+
+    def _lease_over(self, order_id: str) -> None:
+        if self._held_swap.locked():  # a held swap is being written: end the lease after it
+            self._lease = asyncio.get_running_loop().call_later(0.05, self._lease_over, order_id)
+            return
+        self._release_if(order_id)
 
     async def release(self, order_id: str) -> bool:
         return self._release_if(order_id)
@@ -277,6 +289,13 @@ class PoolActor:
     async def reserves(self) -> dict[str, int]:
         pool = await self._ensure_loaded()
         return pool.reserves()
+
+    async def settled_reserves(self) -> dict[str, int]:
+        """The reserves once no trade is being applied or written (and no route holds the pool):
+        what PostgreSQL holds by then. ``reserves`` may include a trade still being written."""
+        await self._ensure_loaded()
+        async with self._lock:
+            return (await self._ensure_loaded()).reserves()  # a write that failed meanwhile reloaded it
 
     def _changed(self) -> None:
         """The state moved: a new version for observers' caches, fresh metrics."""

@@ -74,12 +74,14 @@ def start_actors(
         for i in range(settings.dispatch.executors)
     ]
     ray.get([e.ready.remote() for e in executors])
-    dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(executors, connector, settings.dispatch)
+    dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(
+        executors, connector, settings.dispatch, autostart=start_dispatcher
+    )
     if start_dispatcher:
-        ray.get(dispatcher.start.remote())
+        ray.get(dispatcher.start.remote())  # returns once the loop runs (reused actors: starts it)
     market = None
     if settings.market.enabled:
-        market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed)
+        market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True)
         ray.get(market.start.remote())
     return EngineActors(pools, router, executors, dispatcher, market, pool_tokens)
 

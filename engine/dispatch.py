@@ -37,6 +37,10 @@ class OrderRunner(Protocol):
 class DispatchMetrics(Protocol):
     def depth(self, *, waiting: int, delayed: int, running: int) -> None: ...
 
+    def oldest_open(self, age_s: float, idle_s: float) -> None:
+        """The oldest non-final order's age and idle time (0 when every order is final)."""
+        ...
+
 
 @dataclass
 class DispatchFigures:
@@ -158,10 +162,15 @@ class OrderDispatcher:
             self._idle.put_nowait(runner)
 
     async def _run_to_an_answer(self, runner: OrderRunner, order_id: str, started_at: float) -> RunOutcome:
+        """The run's answer, within ``run_timeout_s`` however often its executor dies meanwhile."""
         timeout = self._settings.run_timeout_s
+        deadline = self._clock.time() + timeout
         while True:
             try:
-                return await asyncio.wait_for(runner.run(order_id, started_at), timeout)
+                left = deadline - self._clock.time()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                return await asyncio.wait_for(runner.run(order_id, started_at), left)
             except asyncio.TimeoutError:
                 log.warning("order %s: no answer from its executor in %gs; the slot is freed", order_id, timeout)
                 return RunOutcome("error", retry_in=1.0, message=f"the executor did not answer in {timeout:g}s")
@@ -194,6 +203,8 @@ class OrderDispatcher:
                 await self.sweep(older_than_s=interval * 3)
                 depth = await self._queue.depth()
                 self._metrics.depth(waiting=depth.waiting, delayed=depth.delayed, running=self.running)
+                oldest = await self._orders.oldest_unfinished()
+                self._metrics.oldest_open(oldest.age_s if oldest else 0.0, oldest.idle_s if oldest else 0.0)
             except Exception:  # noqa: BLE001
                 log.exception("sweep failed")
 

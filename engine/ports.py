@@ -15,7 +15,7 @@ from sim.orders import OrderStatus
 
 from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from sim.decision import PoolSummary, RouteDecision
-from engine.records import NewOrder, OrderRecord, StatusEvent, TradeRecord
+from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, TradeRecord
 
 
 class OrderBook(Protocol):
@@ -125,6 +125,10 @@ class PoolLedger(TradeLedger, Protocol):
 class UnfinishedOrders(Protocol):
     async def unfinished_orders(self, older_than_s: float = 0, *, limit: int | None = None) -> list[OrderRecord]: ...
 
+    async def oldest_unfinished(self) -> OldestOpenOrder | None:
+        """The non-final order accepted first (the liveness figure); None when every order is final."""
+        ...
+
 
 class DispatchQueue(WorkQueue, Protocol):
     """The queue as its consumer sees it: deliveries to ack, retries to defer, lost ones to reclaim."""
@@ -226,6 +230,8 @@ class OrderReads(Protocol):
     async def list_orders(
         self, *, status: Any = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[OrderRecord], str | None]: ...
+
+    async def oldest_unfinished(self) -> OldestOpenOrder | None: ...
 
 
 class QueueFigures(Protocol):

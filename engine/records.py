@@ -136,6 +136,16 @@ class OrderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OldestOpenOrder:
+    """The non-final order accepted longest ago: how old it is, and how long since it last moved."""
+
+    order_id: str
+    status: str
+    age_s: float
+    idle_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class TradeRecord:
     """One ``pool_trades`` row: a trade against a pool, with the pool's state after it."""
 

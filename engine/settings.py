@@ -87,9 +87,11 @@ class DispatchSettings(BaseModel):
     rate_limit_window_s: float = Field(60.0, gt=0, description="the window the limit counts in")
     sweep_interval_s: float = Field(10.0, gt=0, description="how often lost deliveries are looked for")
     # An executor that has not answered a run by then (stuck on a call that never
-    # returns) gives its slot back; the order is run again after a short delay,
-    # which is safe: runs resume from the store and fills happen once.
-    run_timeout_s: float = Field(120.0, gt=0, description="the longest one run may hold an executor slot")
+    # returns, or dying again and again) gives its slot back; the order is run again
+    # after a short delay, which is safe: runs resume from the store, transitions are
+    # compare-and-set and fills happen once. The longest healthy run is the router's
+    # deadline plus a submitted swap's expiry (~26 s by default): twice that.
+    run_timeout_s: float = Field(60.0, gt=0, description="the longest one run may hold an executor slot")
 
 
 class MarketSettings(BaseModel):

@@ -25,7 +25,7 @@ from localservers.redis import LocalRedis
 
 __all__ = [
     "LocalPostgres", "LocalRedis", "LocalServerError", "LocalServers",
-    "ensure_running", "local_servers", "pid_alive", "stop",
+    "ensure_running", "local_servers", "pid_alive", "running", "stop",
 ]  # fmt: skip
 
 
@@ -74,6 +74,18 @@ def ensure_running(
         if server is not None:
             server.detach()
     return servers.database_url, servers.redis_url
+
+
+def running(data_dir: Path | str) -> tuple[str | None, str | None]:
+    """(database_url, redis_url) of the servers running from ``data_dir``, None for one that is not; starts
+    nothing."""
+    postgres, redis_server = LocalPostgres(Path(data_dir) / "postgres"), LocalRedis(Path(data_dir) / "redis")
+    return _running_url(postgres), _running_url(redis_server)
+
+
+def _running_url(server: LocalPostgres | LocalRedis) -> str | None:
+    server.port = server._find_running()  # sets its pid when it is running
+    return None if server.port is None else server.url_for()
 
 
 def stop(data_dir: Path | str) -> None:

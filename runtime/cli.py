@@ -8,12 +8,17 @@
   dexengine servers stop
                    stop the PostgreSQL and Redis left running in the data dir
                    (``serve run configs/serve.yaml`` leaves them up)
+  dexengine audit  check the books in PostgreSQL and Redis (DATABASE_URL /
+                   REDIS_URL, else the servers running in the data dir; it
+                   starts none): a short report; exit 1 on any violation,
+                   2 when the servers are not there
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -24,6 +29,7 @@ import time
 
 import httpx
 
+from engine.audit import STALE_AFTER_S
 from engine.settings import EngineSettings, LatencySettings
 
 
@@ -38,7 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--orders", type=int, default=5)
     servers = sub.add_parser("servers", help="the local PostgreSQL and Redis in the data dir")
     servers.add_argument("action", choices=["stop"])
+    audit = sub.add_parser("audit", help="check the books; exit 1 on any violation")
+    audit.add_argument(
+        "--stale-after", type=float, default=STALE_AFTER_S, metavar="S",
+        help=f"an unfinished order unchanged for longer is stalled (default {STALE_AFTER_S:g})",
+    )  # fmt: skip
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
+    if args.command == "audit":
+        return run_audit(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "up":
@@ -55,6 +69,43 @@ def run_servers_stop() -> int:
     stop(data_dir)
     print(f"stopped the servers running from {data_dir}")
     return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """The audit's report on stdout; 0 clean, 1 on a violation, 2 when the books cannot be read."""
+    import psycopg
+    import redis
+
+    from engine.audit import report_lines
+    from storage.audit import audit_books
+
+    if args.stale_after < 0:
+        print("dexengine audit: --stale-after must be >= 0", file=sys.stderr)
+        return 2
+    settings = EngineSettings()
+    database_url, redis_url = _books_urls(settings)
+    if database_url is None or redis_url is None:
+        missing = " and ".join(name for name, url in (("PostgreSQL", database_url), ("Redis", redis_url)) if not url)
+        print(f"dexengine audit: no {missing}: none is given (DATABASE_URL, REDIS_URL) nor running from"
+              f" {settings.data_dir}; the audit starts none (dexengine up does)", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        report = asyncio.run(audit_books(database_url, redis_url, stale_after_s=args.stale_after))
+    except (psycopg.Error, redis.RedisError) as exc:
+        print(f"dexengine audit: cannot read the books: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_json(), indent=2) if args.json else "\n".join(report_lines(report)), flush=True)
+    return 0 if report.clean else 1
+
+
+def _books_urls(settings: EngineSettings) -> tuple[str | None, str | None]:
+    """The URLs given, else those of the servers running from the data dir (None: neither)."""
+    if settings.database_url and settings.redis_url:
+        return settings.database_url, settings.redis_url
+    from localservers import running
+
+    database_url, redis_url = running(settings.data_dir)
+    return settings.database_url or database_url, settings.redis_url or redis_url
 
 
 def _settings(args: argparse.Namespace) -> EngineSettings:

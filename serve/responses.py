@@ -127,6 +127,13 @@ class OrderListResponse(CamelModel):
 # --------------------------------------------------------------------------- operations
 
 
+class OldestOpenOrderView(CamelModel):
+    order_id: str
+    status: str
+    age_s: float = Field(description="Seconds since it was accepted.")
+    idle_s: float = Field(description="Seconds since its status last changed.")
+
+
 class QueueMetricsResponse(CamelModel):
     waiting: int = Field(description="Queued, not yet started.")
     running: int | None = Field(description="Being executed now (null when the engine does not answer).")
@@ -140,6 +147,13 @@ class QueueMetricsResponse(CamelModel):
         None, description="The dispatcher's counters since it started (null when it does not answer)."
     )
     engine_available: bool
+    oldest_non_final_age_s: float = Field(
+        description="Age in seconds of the oldest order that is not final yet (0 when every order is final): "
+        "the liveness figure. It stays low while the engine makes progress."
+    )
+    oldest_non_final: OldestOpenOrderView | None = Field(
+        description="That order (null when every order is final)."
+    )
 
 
 class CheckResult(CamelModel):

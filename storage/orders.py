@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from sim.orders import InvalidTransition, OrderStatus, can_transition, predecessors
-from engine.records import NewOrder, OrderRecord, StatusEvent, parse_uuid, utc
+from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, parse_uuid, utc
 from storage._codec import jsonb, to_int
 from engine.errors import (
     DuplicateOrderId,
@@ -394,6 +394,20 @@ class OrderStore:
             await cur.execute(query, params)
             rows = await cur.fetchall()
         return [_order_from_row(row) for row in rows]
+
+    async def oldest_unfinished(self) -> OldestOpenOrder | None:
+        """The non-final order accepted first, with its age and how long since it last changed."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id::text, status, extract(epoch FROM clock_timestamp() - created_at),"
+                " extract(epoch FROM clock_timestamp() - updated_at) FROM orders"
+                " WHERE status NOT IN ('confirmed', 'failed') ORDER BY created_at, id LIMIT 1"
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        order_id, status, age_s, idle_s = row
+        return OldestOpenOrder(order_id, status, max(0.0, float(age_s)), max(0.0, float(idle_s)))
 
     async def count_by_status(self) -> dict[str, int]:
         """Every status with its count (zero included)."""

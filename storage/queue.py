@@ -60,6 +60,16 @@ class QueueDepth:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """An entry handed to a consumer and not acknowledged yet."""
+
+    msg_id: str
+    order_id: str | None  # None when the entry was deleted while pending
+    consumer: str
+    idle_ms: int  # since it was (last) delivered
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -203,6 +213,31 @@ class OrderQueue:
             start = "(" + _text(messages[-1][0])
         ids.update(_text(m) for m in await self._redis.zrange(self.delayed_key, 0, -1))
         return ids
+
+    async def pending_entries(self, *, batch: int = 500) -> list[PendingEntry]:
+        """Every entry delivered and not acknowledged, with its order and how long it has been idle."""
+        entries: list[PendingEntry] = []
+        start = "-"
+        while True:
+            try:
+                page = await self._redis.xpending_range(self.stream, self.group, start, "+", batch)
+            except ResponseError as error:
+                if _is_nogroup(error):
+                    return entries
+                raise
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for row in page:
+                    pipe.xrange(self.stream, min=row["message_id"], max=row["message_id"])
+                found = await pipe.execute()
+            for row, messages in zip(page, found, strict=True):
+                pairs = self._pairs(messages)
+                entries.append(PendingEntry(
+                    _text(row["message_id"]), pairs[0][1] if pairs else None, _text(row["consumer"]),
+                    int(row["time_since_delivered"]),
+                ))  # fmt: skip
+            if len(page) < batch:
+                return entries
+            start = "(" + _text(page[-1]["message_id"])
 
     # -- parsing ---------------------------------------------------------------
     def _entries(self, reply: Any) -> list[Entry]:

@@ -15,16 +15,18 @@ their WebSockets, and meanwhile injects a seeded, shuffled mix of faults:
 * the whole engine killed outright and started again.
 
 When the load ends it waits until every accepted order is final, stops the
-market, and checks from PostgreSQL and the pool actors: no accepted order
-lost, no double fill, every history gapless, legal and ending once, fills
-consistent with the outcome, each pool's reserves == genesis + its recorded
-trades == its last recorded state, and every followed order's WebSocket
-events == its recorded history. It prints a summary and exits 1 if any of
-that broke (2 if the engine could not be started).
+market, and checks the books with the audit of ``dexengine audit`` (no double
+fill, every history gapless, legal and ending once, fills consistent with the
+outcome, each pool's genesis + its recorded trades == its last recorded
+state, no order stalled or lost by the queue), then what only the run knows:
+no accepted order lost, each pool actor's reserves == its books, and every
+followed order's WebSocket events == its recorded history. It prints a
+summary and exits 1 if any of that broke (2 if the engine could not be
+started).
 
 The package, a module a job: ``engine`` (bringing the engine up and down),
 ``faults`` (the injectors), ``load`` (the HTTP clients and WebSocket
-followers), ``books`` (the invariants, from PostgreSQL and the pool
-actors), ``summary`` (what is printed, the exit code), ``tally`` (what the
-load and the faults saw) and ``cli``.
+followers), ``books`` (the invariants: the audit, the pool actors, the
+WebSocket streams), ``summary`` (what is printed, the exit code), ``tally``
+(what the load and the faults saw) and ``cli``.
 """

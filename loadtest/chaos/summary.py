@@ -8,20 +8,18 @@ import json
 from collections import Counter
 from typing import Any
 
+from engine.audit import AuditReport, ViolationKind, report_lines
 from loadtest.chaos.tally import Tally
 
 
 def broken_invariants(tally: Tally, books: dict[str, Any]) -> dict[str, int]:
     """Every invariant with how often it broke (0: it held)."""
+    audit: AuditReport = books["audit"]
     return {
         "lost (accepted, not in PostgreSQL)": len(books["lost"]),
         "unfinished (accepted, not final)": len(books["unfinished"]),
-        "double fills": books["double_fills"],
-        "histories with gaps / illegal steps": len(books["bad_history"]),
-        "orders without history": books["orders_without_history"],
-        "confirmed without a fill": books["confirmed_without_fill"],
-        "failed with a fill": books["failed_with_fill"],
-        "pools off their books": len(books["pools_off"]),
+        **{f"audit: {kind}": audit.count(kind) for kind in ViolationKind},
+        "pool actors off their books": len(books["pools_off"]),
         "WebSocket streams != history": len(books["ws_mismatch"]),
         "WebSocket streams never finished": len(tally.ws_incomplete),
     }
@@ -43,7 +41,7 @@ def outcome_lines(tally: Tally, books: dict[str, Any], load_s: float, seed: int)
         f"    confirmed         {statuses.get('confirmed', 0)}",
         f"    failed            {statuses.get('failed', 0)}" + _counts(books["errors"], sep=" "),
         f"    lost              {len(books['lost']) + len(books['unfinished'])}",
-        f"  double fills        {books['double_fills']}",
+        f"  double fills        {books['audit'].count(ViolationKind.DOUBLE_FILL)}",
         f"  refused             {sum(tally.rejected.values())}" + _counts(tally.rejected),
         f"  no answer           {sum(tally.transport_errors.values())}" + _counts(tally.transport_errors),
         f"  stored without 2xx  {books['stored_without_2xx']}  (requests that got no answer or a 503 at commit time)",
@@ -58,9 +56,11 @@ def invariant_lines(tally: Tally, books: dict[str, Any], failed: dict[str, int])
     if tally.fault_errors:
         lines.append(f"  injections that failed: {tally.fault_errors}")
     lines.append("  invariants          " + ("all hold" if not failed else "BROKEN: " + json.dumps(failed)))
-    for key in ("lost", "unfinished", "bad_history", "ws_mismatch"):
+    for key in ("lost", "unfinished", "ws_mismatch"):
         if books[key]:
             lines.append(f"    {key}: {books[key][:10]}")
+    if not books["audit"].clean:
+        lines += ["    " + line for line in report_lines(books["audit"])]
     if books["ws_mismatch"]:
         lines.append(f"    ws_detail: {json.dumps(books['ws_detail'])[:3000]}")
     if books["failure_messages"]:

@@ -12,7 +12,7 @@ from serve.dependencies import ServicesDep, limit_reads
 from engine.errors import EngineUnavailable
 from serve.errors import error_body, error_example
 from serve.health import probe_all
-from serve.responses import HealthResponse, QueueMetricsResponse
+from serve.responses import HealthResponse, OldestOpenOrderView, QueueMetricsResponse
 from serve.services import Services
 
 log = logging.getLogger("serve.operations")
@@ -59,9 +59,10 @@ async def _dispatcher_stats(services: Services) -> dict[str, Any] | None:
     responses={503: error_example(503, "REDIS_UNAVAILABLE", "Redis is unavailable. Retry shortly.")},
 )
 async def queue_metrics(services: ServicesDep) -> QueueMetricsResponse:
-    depth, counts, stats = await asyncio.gather(
-        services.queue.depth(), services.store.count_by_status(), _dispatcher_stats(services)
-    )
+    depth, counts, stats, oldest = await asyncio.gather(
+        services.queue.depth(), services.store.count_by_status(), _dispatcher_stats(services),
+        services.store.oldest_unfinished(),
+    )  # fmt: skip
     # Without the dispatcher's figures, the configured ones.
     figures = stats or {}
     return QueueMetricsResponse(
@@ -75,6 +76,10 @@ async def queue_metrics(services: ServicesDep) -> QueueMetricsResponse:
         by_status=counts,
         dispatcher=stats,
         engine_available=stats is not None,
+        oldest_non_final_age_s=round(oldest.age_s, 3) if oldest else 0.0,
+        oldest_non_final=None if oldest is None else OldestOpenOrderView(
+            order_id=oldest.order_id, status=oldest.status, age_s=round(oldest.age_s, 3), idle_s=round(oldest.idle_s, 3)
+        ),
     )
 
 

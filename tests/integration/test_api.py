@@ -623,6 +623,9 @@ async def test_queue_metrics(env: Env, api: httpx.AsyncClient) -> None:
     assert metrics["rateLimitPerMinute"] == 100 and metrics["concurrency"] == 10
     assert metrics["byStatus"] == {"pending": 1, "routing": 1, "building": 0, "submitted": 0, "confirmed": 0,
                                    "failed": 1}  # fmt: skip
+    oldest = metrics["oldestNonFinal"]  # the first order is final: the second is the oldest open one
+    assert oldest["orderId"] == ids[1] and oldest["status"] == "routing"
+    assert metrics["oldestNonFinalAgeS"] == oldest["ageS"] >= oldest["idleS"] >= 0
 
 
 async def test_health_when_everything_is_up(api: httpx.AsyncClient) -> None:

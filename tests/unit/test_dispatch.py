@@ -11,6 +11,7 @@ import pytest
 
 from engine.dispatch import CONSUMER, OrderDispatcher, RunnerLost
 from engine.plans import RunOutcome
+from engine.records import OldestOpenOrder
 from engine.settings import DispatchSettings
 from tests.unit.lifecycle_fakes import FakeClock
 
@@ -117,13 +118,21 @@ class FakeOrders:
     async def unfinished_orders(self, older_than_s: float = 0, *, limit: int | None = None) -> list[SimpleNamespace]:
         return [SimpleNamespace(id=order_id) for order_id in self.unfinished if order_id not in self.done]
 
+    async def oldest_unfinished(self) -> OldestOpenOrder | None:
+        left = [order_id for order_id in self.unfinished if order_id not in self.done]
+        return OldestOpenOrder(left[0], "pending", 12.5, 3.0) if left else None
+
 
 class FakeDepth:
     def __init__(self) -> None:
         self.seen: list[tuple[int, int, int]] = []
+        self.oldest: list[tuple[float, float]] = []
 
     def depth(self, *, waiting: int, delayed: int, running: int) -> None:
         self.seen.append((waiting, delayed, running))
+
+    def oldest_open(self, age_s: float, idle_s: float) -> None:
+        self.oldest.append((age_s, idle_s))
 
 
 @dataclass
@@ -286,6 +295,8 @@ async def test_the_loop_recovers_dispatches_sweeps_and_stops() -> None:
     await d.dispatcher.drain()
     assert d.dispatcher.figures.completed == 2
     assert d.dispatcher._metrics.seen  # the sweep reported the queue's depth
+    # ...and the oldest open order's age: o2's while it waited, 0 once every order was final
+    assert d.dispatcher._metrics.oldest and set(d.dispatcher._metrics.oldest) <= {(12.5, 3.0), (0.0, 0.0)}
 
 
 class StuckRunner(FakeRunner):
@@ -308,4 +319,26 @@ async def test_a_run_that_never_answers_gives_its_slot_back_and_the_order_is_ret
     await asyncio.wait_for(d.dispatcher.drain(), 5)
     assert stuck.ran == ["o1"] and d.dispatcher.running == 0
     assert d.dispatcher._idle.qsize() == 1  # the slot is free again
+    assert "o1" in d.queue.delayed and d.queue.pending == {}  # deferred, not lost
+
+
+class DyingRunner(FakeRunner):
+    """An executor that dies on every call (restarted by Ray, and dying again)."""
+
+    async def run(self, order_id: str, started_at: float) -> RunOutcome:
+        self.ran.append(order_id)
+        raise RunnerLost("RayActorError")
+
+
+async def test_an_executor_that_keeps_dying_gives_its_slot_back_after_the_run_timeout() -> None:
+    d = desk(runners=1)
+    d.dispatcher._settings = DispatchSettings(executors=1, rate_limit_per_minute=0, run_timeout_s=1.0)
+    dying = DyingRunner({}, d.gate, d.orders.done)
+    d.dispatcher._idle = asyncio.Queue()
+    d.dispatcher._idle.put_nowait(dying)
+    await d.queue.enqueue("o1")
+    await d.dispatch_all()
+    await asyncio.wait_for(d.dispatcher.drain(), 5)
+    # resumed every 0.2 s (clock time) until the run's 1 s were spent, then the slot was freed
+    assert dying.ran == ["o1"] * 5 and d.dispatcher._idle.qsize() == 1
     assert "o1" in d.queue.delayed and d.queue.pending == {}  # deferred, not lost
