@@ -31,9 +31,10 @@ __all__ = ["CONSUMER", "DISPATCHER_NAME", "Dispatcher"]
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class Dispatcher:
-    def __init__(self, executors: list[Any], connector: Connector, settings: DispatchSettings,
+    def __init__(self, slots: list[Any], connector: Connector, settings: DispatchSettings,
                  autostart: bool = False) -> None:  # fmt: skip
-        self._executors, self._connector, self._settings = executors, connector, settings
+        # one executor handle per order slot (an executor with three slots is there three times)
+        self._slots, self._connector, self._settings = slots, connector, settings
         self._dispatcher: OrderDispatcher | None = None
         self._task: asyncio.Task | None = None
         self._starting: asyncio.Task | None = None
@@ -58,7 +59,7 @@ class Dispatcher:
         stores = await self._connector.dispatcher_stores(
             starts_per_window=s.rate_limit_per_minute, window_s=s.rate_limit_window_s
         )
-        runners = [RayRunner(handle) for handle in self._executors]
+        runners = [RayRunner(handle) for handle in self._slots]
         self._dispatcher = OrderDispatcher(
             runners, stores.queue, stores.starts, stores.orders, s, SystemClock(), metrics.DispatchMetricsOnRay()
         )
@@ -81,7 +82,7 @@ class Dispatcher:
         figures = self._dispatcher.figures if self._dispatcher else None
         return {
             "running": self._dispatcher.running if self._dispatcher else 0,
-            "concurrency": len(self._executors),
+            "concurrency": len(self._slots),
             "rateLimitPerMinute": self._settings.rate_limit_per_minute,
             "started": figures.started if figures else 0,
             "completed": figures.completed if figures else 0,

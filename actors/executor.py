@@ -1,7 +1,9 @@
 """OrderExecutor: a Ray shell that gives the order lifecycle its concurrency.
 
 Each actor runs up to ``slots`` orders at once (``engine.lifecycle`` does the
-work); the executor count times the slots is the engine's concurrency.
+work, one coroutine per order); the slots of all executors are the engine's
+concurrency (``dispatch.executors``), spread over ``dispatch.executor_processes``
+actors.
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ def lifecycle_config(retry: RetrySettings, latency: LatencySettings, routing: Ro
     )
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=4)
+@ray.remote(num_cpus=0, max_restarts=-1)
 class OrderExecutor:
     def __init__(self, index: int, router: Any, pools: dict[str, Any], tokens: TokenRegistry,
-                 connector: Connector, config: LifecycleConfig, seed: int) -> None:  # fmt: skip
-        self.index = index
+                 connector: Connector, config: LifecycleConfig, seed: int, slots: int = 1) -> None:  # fmt: skip
+        self.index, self.slots = index, slots
+        self._running = 0
         self._config, self._seed = config, seed
         self._router, self._pools, self._tokens, self._connector = router, pools, tokens, connector
         self._lifecycle: OrderLifecycle | None = None
@@ -55,7 +58,7 @@ class OrderExecutor:
     async def _connect(self) -> OrderLifecycle:
         async with self._connect_lock:
             if self._lifecycle is None:
-                stores = await self._connector.executor_stores()
+                stores = await self._connector.executor_stores(self.slots)
                 ports = LifecyclePorts(
                     orders=stores.orders, trades=stores.trades, events=stores.events,
                     router=RayRouter(self._router, self._config.timing.router_timeout_s), venues=RayVenues(self._pools),
@@ -72,11 +75,13 @@ class OrderExecutor:
     async def run(self, order_id: str, started_at: float | None = None) -> RunOutcome:
         """Drive an order as far as it goes now; never raises (the dispatcher retries ``error``)."""
         tags = {"executor": str(self.index)}
-        metrics.running_executors().set(1, tags=tags)
+        self._running += 1
+        metrics.running_executors().set(self._running, tags=tags)
         try:
             return await (await self._connect()).run(order_id, started_at)
         except Exception as exc:  # noqa: BLE001 — e.g. PostgreSQL away: the order could not even be recorded
             log.exception("order %s: could not run", order_id)
             return RunOutcome("error", retry_in=2.0, message=f"{type(exc).__name__}: {exc}"[:300])
         finally:
-            metrics.running_executors().set(0, tags=tags)
+            self._running -= 1
+            metrics.running_executors().set(self._running, tags=tags)

@@ -16,7 +16,7 @@ import ray
 
 from engine.config import build_market, build_pools, load_market_config
 from engine.settings import MarketSettings
-from sim.pools import restore_pool
+from sim.pools import Pool, restore_pool
 
 MARKET_NAME = "market"
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class MarketMaker:
         config = load_market_config(settings.config)
         self._market = build_market(config, build_pools(config), seed=seed, tick_s=settings.tick_s)
         self._task: asyncio.Task | None = None
+        self._states: dict[str, tuple[str, Pool]] = {}  # pool id -> (version, state) as last seen
         self.ticks = 0
         self.trades = 0
         if autostart or ray.get_runtime_context().was_current_actor_reconstructed:
@@ -66,8 +67,14 @@ class MarketMaker:
     async def tick(self, dt: float) -> int:
         """One step of the market: returns the number of trades sent."""
         ids = list(self._pools)
-        snapshots = await asyncio.gather(*(self._pools[i].snapshot.remote() for i in ids))
-        states = {i: restore_pool(s) for i, s in zip(ids, snapshots)}
+        seen = self._states
+        answers = await asyncio.gather(
+            *(self._pools[i].state_since.remote(seen[i][0] if i in seen else None) for i in ids)
+        )
+        for pool_id, (version, snapshot) in zip(ids, answers):
+            if snapshot is not None:  # moved since the last tick (else the state we hold is current)
+                seen[pool_id] = (version, restore_pool(snapshot))
+        states = {i: seen[i][1] for i in ids}
         flows = self._market.next_flows(dt, states, now=time.time())
         results = await asyncio.gather(
             *(

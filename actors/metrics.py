@@ -64,7 +64,7 @@ def queue_depth() -> Gauge:
 def running_executors() -> Gauge:
     return Gauge(
         "dex_running_executors",
-        description="1 while the executor runs an order, else 0.",
+        description="Orders the executor actor runs now (at most its slots).",
         tag_keys=("executor",),
     )
 

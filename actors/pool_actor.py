@@ -104,10 +104,14 @@ class PoolActor:
         delay = latency.quote_s + self._rng.uniform(0, latency.quote_jitter_s)
         if delay > 0:
             await asyncio.sleep(delay)
+        version, snapshot = await self.state_since(known_version)
+        return {"pool_id": self.pool_id, "version": version, "snapshot": snapshot, "now": time.time()}
+
+    async def state_since(self, known_version: str | None = None) -> tuple[str, dict[str, Any] | None]:
+        """The state's version, and its snapshot unless the caller's ``known_version`` is current."""
         pool = await self._ensure_loaded()
         version = f"{self._incarnation}:{self._version}"
-        snapshot = None if known_version == version else pool.snapshot()
-        return {"pool_id": self.pool_id, "version": version, "snapshot": snapshot, "now": time.time()}
+        return version, None if known_version == version else pool.snapshot()
 
     async def snapshot(self) -> dict[str, Any]:
         pool = await self._ensure_loaded()

@@ -1,7 +1,8 @@
 """Creates (or finds) the engine's named actors on a running Ray.
 
 Names are what the Ray dashboard shows: ``pool:raydium:SOL-USDC``,
-``router``, ``executor:0``..``executor:9``, ``dispatcher``, ``market``.
+``router``, ``executor:0``, ``executor:1`` (each running several order slots), ``dispatcher``,
+``market``.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def start_actors(
     market_config = load_market_config(settings.market.config)
     genesis_pools = build_pools(market_config)
 
-    def named(cls: Any, name: str) -> Any:
+    def named(cls: Any, name: str, **options: Any) -> Any:
         lifetime = "detached" if detached else None
-        return cls.options(name=name, namespace=ns, get_if_exists=True, lifetime=lifetime)
+        return cls.options(name=name, namespace=ns, get_if_exists=True, lifetime=lifetime, **options)
 
     pools = {
         p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(
@@ -69,13 +70,18 @@ def start_actors(
         {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing
     )
     lifecycle = lifecycle_config(settings.retry, settings.latency, settings.routing)
+    slots = settings.dispatch.slots_per_executor()
     executors = [
-        named(OrderExecutor, executor_name(i)).remote(i, router, pools, tokens, connector, lifecycle, seed)
-        for i in range(settings.dispatch.executors)
+        # a few calls beyond the slots: ready(), and the dispatcher's next run while one ends
+        named(OrderExecutor, executor_name(i), max_concurrency=n + 4).remote(
+            i, router, pools, tokens, connector, lifecycle, seed, n
+        )
+        for i, n in enumerate(slots)
     ]
     ray.get([e.ready.remote() for e in executors])
+    runners = [handle for handle, n in zip(executors, slots) for _ in range(n)]  # one per slot
     dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(
-        executors, connector, settings.dispatch, autostart=start_dispatcher
+        runners, connector, settings.dispatch, autostart=start_dispatcher
     )
     if start_dispatcher:
         ray.get(dispatcher.start.remote())  # returns once the loop runs (reused actors: starts it)

@@ -64,6 +64,7 @@ class OrderDispatcher:
         self._held: set[str] = set()  # message ids read and not yet acked or deferred
         self._runs: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._deferred = asyncio.Event()
         self.figures = DispatchFigures()
 
     @property
@@ -96,7 +97,7 @@ class OrderDispatcher:
         """No new deliveries are taken; runs in flight go on."""
         self._stopping = True
 
-    async def dispatch_once(self, block_ms: int = 200) -> None:
+    async def dispatch_once(self, block_ms: int = 5000) -> None:
         runner = await self._idle.get()
         msg_id: str | None = None
         try:
@@ -146,6 +147,7 @@ class OrderDispatcher:
                 self.figures.retried += outcome.status == "pending"
                 # schedule the retry and ack the delivery in one step
                 await self._queue.defer(msg_id, order_id, self._clock.time() + outcome.retry_in)
+                self._deferred.set()  # the promoter may be asleep past this one's due time
                 return
             self.figures.completed += outcome.status == "confirmed"
             self.figures.failed += outcome.status == "failed"
@@ -154,6 +156,7 @@ class OrderDispatcher:
             log.exception("order %s: dispatch failed; retrying in 2 s", order_id)
             try:
                 await self._queue.defer(msg_id, order_id, self._clock.time() + 2.0)
+                self._deferred.set()
             except Exception:  # noqa: BLE001 — still unacked: the sweep reclaims it
                 log.exception("order %s: could not defer", order_id)
         finally:
@@ -186,14 +189,30 @@ class OrderDispatcher:
             await self._queue.ack(msg_id)
         await self.sweep(older_than_s=0.0)
 
-    async def _promote_forever(self, every_s: float = 0.02) -> None:
-        """Move retries whose backoff is over into the stream (off the hot path)."""
+    async def _promote_forever(self, at_most_s: float = 5.0) -> None:
+        """Move retries whose backoff is over into the stream, waking when the next one is due
+        (or when we defer one, which may be due sooner); no polling in between."""
         while not self._stopping:
+            wait = at_most_s
             try:
                 await self._queue.promote_due(self._clock.time())
+                due = await self._queue.next_due()
+                if due is not None:
+                    wait = min(at_most_s, max(0.0, due - self._clock.time()))
             except Exception:  # noqa: BLE001 — Redis blip: next round
                 log.exception("promoting due retries failed")
-            await self._clock.sleep(every_s)
+                wait = 0.5
+            await self._sleep_or_deferred(wait)
+
+    async def _sleep_or_deferred(self, seconds: float) -> None:
+        sleep = asyncio.ensure_future(self._clock.sleep(seconds))
+        deferred = asyncio.ensure_future(self._deferred.wait())
+        try:
+            await asyncio.wait({sleep, deferred}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            deferred.cancel()
+            self._deferred.clear()
 
     async def _sweep_forever(self) -> None:
         interval = self._settings.sweep_interval_s

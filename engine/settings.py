@@ -82,7 +82,17 @@ class FaultSettings(BaseModel):
 class DispatchSettings(BaseModel):
     """The queue consumer: how many orders run at once, how fast they may start."""
 
-    executors: int = Field(10, ge=1, le=64, description="executor actors = orders running at once")
+    executors: int = Field(10, ge=1, le=64, description="order slots = orders running at once")
+    # The slots are spread over this many executor actors (processes): an async
+    # actor runs several orders at once, and each process costs ~70 MB and its
+    # own wake-ups, so fewer processes than slots is the cheaper way to the same
+    # concurrency. More processes spread the slots over more cores (or nodes).
+    executor_processes: int = Field(2, ge=1, le=64, description="executor actors the slots are spread over")
+
+    def slots_per_executor(self) -> list[int]:
+        """How many slots each executor actor runs (as even as it goes; never an empty one)."""
+        actors = min(self.executor_processes, self.executors)
+        return [self.executors // actors + (i < self.executors % actors) for i in range(actors)]
     rate_limit_per_minute: int = Field(100, ge=0, description="orders started per window, shared; 0 = off")
     rate_limit_window_s: float = Field(60.0, gt=0, description="the window the limit counts in")
     sweep_interval_s: float = Field(10.0, gt=0, description="how often lost deliveries are looked for")

@@ -27,8 +27,8 @@ class StorageConnector:
     database_url: str
     redis_url: str
 
-    async def executor_stores(self) -> ExecutorStores:
-        db = await open_pool(self.database_url, min_size=1, max_size=2)
+    async def executor_stores(self, slots: int = 1) -> ExecutorStores:
+        db = await open_pool(self.database_url, min_size=1, max_size=slots + 1)
         return ExecutorStores(
             orders=OrderStore(db), trades=PoolTradeStore(db), events=EventBus(open_redis(self.redis_url))
         )

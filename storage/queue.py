@@ -183,6 +183,11 @@ class OrderQueue:
             if batch < self._promote_batch:
                 return moved
 
+    async def next_due(self) -> float | None:
+        """When the earliest retry is due (epoch seconds); None when none waits."""
+        first = await self._redis.zrange(self.delayed_key, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
     async def depth(self) -> QueueDepth:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xlen(self.stream)

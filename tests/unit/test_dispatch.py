@@ -51,6 +51,9 @@ class FakeQueue:
         self.delayed[order_id] = due_at
         self.pending.pop(msg_id, None)
 
+    async def next_due(self) -> float | None:
+        return min(self.delayed.values(), default=None)
+
     async def promote_due(self, now: float) -> int:
         due = [o for o, at in self.delayed.items() if at <= now]
         for order_id in due:
@@ -342,3 +345,50 @@ async def test_an_executor_that_keeps_dying_gives_its_slot_back_after_the_run_ti
     # resumed every 0.2 s (clock time) until the run's 1 s were spent, then the slot was freed
     assert dying.ran == ["o1"] * 5 and d.dispatcher._idle.qsize() == 1
     assert "o1" in d.queue.delayed and d.queue.pending == {}  # deferred, not lost
+
+
+async def test_a_retry_is_promoted_when_it_is_due_and_nothing_polls_meanwhile() -> None:
+    d = desk()
+    d.queue.delayed["o1"] = d.clock.now + 1.5
+    promoter = asyncio.ensure_future(d.dispatcher._promote_forever(at_most_s=5.0))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    d.dispatcher.stop()
+    await asyncio.wait_for(promoter, 5)
+    assert "o1" not in d.queue.delayed and [o for _, o in d.queue.waiting] == ["o1"]
+    # slept until it was due, then the longest wait: no 20 ms polling in between
+    assert d.clock.slept[0] == pytest.approx(1.5) and set(d.clock.slept[1:]) == {5.0}
+
+
+async def test_a_deferred_order_wakes_the_promoter_before_its_long_wait_ends() -> None:
+    d = desk(script={"o1": [RunOutcome("pending", retry_in=1.0)]})
+    d.clock.sleep = lambda seconds: asyncio.Event().wait()  # type: ignore[method-assign]  # sleeps for ever
+    rounds = []
+    real_promote = d.queue.promote_due
+
+    async def counted(now: float) -> int:
+        rounds.append(now)
+        return await real_promote(now)
+
+    d.queue.promote_due = counted  # type: ignore[method-assign]
+    promoter = asyncio.ensure_future(d.dispatcher._promote_forever(at_most_s=5.0))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(rounds) == 1  # asleep now, for ever but for a deferral
+    await d.queue.enqueue("o1")
+    await d.dispatch_all()
+    await d.dispatcher.drain()
+    assert "o1" in d.queue.delayed
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(rounds) == 2  # the deferral woke it
+    promoter.cancel()
+
+
+@pytest.mark.parametrize(
+    ("slots", "processes", "spread"),
+    [(10, 2, [5, 5]), (10, 3, [4, 3, 3]), (3, 8, [1, 1, 1]), (1, 1, [1]), (64, 1, [64])],
+)
+def test_order_slots_are_spread_evenly_over_the_executor_processes(slots: int, processes: int, spread: list[int]) -> None:
+    settings = DispatchSettings(executors=slots, executor_processes=processes)
+    assert settings.slots_per_executor() == spread and sum(spread) == slots
