@@ -62,6 +62,7 @@ class PoolActor:
         # prefix keeps a restarted actor's versions distinct from its past.
         self._incarnation = uuid.uuid4().hex[:8]
         self._version = 0
+        self._seq = 0  # the last trade written (we are its pool's only writer: no lock in PostgreSQL)
         self._holder: str | None = None  # order holding this pool for an atomic route
         self._held_at = 0.0
         self._lease: asyncio.TimerHandle | None = None
@@ -86,7 +87,7 @@ class PoolActor:
         if self._trades is None:
             self._trades = await self._connector.pool_ledger()
         genesis = await self._trades.ensure_genesis(self.pool_id, self._genesis)
-        state = await self._trades.latest_state(self.pool_id)
+        self._seq, state = await self._trades.latest(self.pool_id)
         self._pool = restore_pool(state or genesis)
         self._changed()
 
@@ -192,7 +193,8 @@ class PoolActor:
         short: we wait for it. If it failed, the actor reloads its state from
         PG, which holds exactly the trades that were committed.
         """
-        write = asyncio.ensure_future(self._trades.record_trade(pool_id, **trade))
+        write = asyncio.ensure_future(self._trades.record_trade(pool_id, seq=self._seq + 1, **trade))
+        write.add_done_callback(self._wrote)  # however our caller fares, the pool's seq moves on
         try:
             return await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -204,6 +206,10 @@ class PoolActor:
         except Exception:
             self._forget_state()
             raise
+
+    def _wrote(self, write: asyncio.Future) -> None:
+        if not write.cancelled() and write.exception() is None and not write.result().existing:
+            self._seq = write.result().seq
 
     def _forget_state(self) -> None:
         """After a write whose outcome is unknown, PostgreSQL is the truth: reload it."""

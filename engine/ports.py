@@ -119,6 +119,10 @@ class PoolLedger(TradeLedger, Protocol):
 
     async def latest_state(self, pool_id: str) -> dict[str, Any] | None: ...
 
+    async def latest(self, pool_id: str) -> tuple[int, dict[str, Any] | None]:
+        """The last trade's seq (0: none) and the state then (else the genesis)."""
+        ...
+
     async def record_trade(self, pool_id: str, **trade: Any) -> TradeRecord: ...
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -62,6 +63,8 @@ def init_ray(settings: EngineSettings, *, dashboard: bool | None = None) -> bool
         ray.init(address=settings.ray_address, namespace=settings.ray.namespace)
         return False
     want_dashboard = settings.ray.dashboard if dashboard is None else dashboard
+    # read by Serve's controller, which inherits the environment of the Ray we start
+    os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", f"{settings.ray.serve_control_loop_s:g}")
     ray.init(
         num_cpus=settings.ray.num_cpus,
         namespace=settings.ray.namespace,

@@ -291,37 +291,32 @@ class OrderStore:
         if expected_seq is not None:
             condition = sql.SQL("{} AND seq = %s").format(condition)
             params.append(expected_seq)
-        update = sql.SQL("UPDATE orders SET {} WHERE {} RETURNING seq").format(
-            sql.SQL(", ").join(assignments), condition
-        )
-        async with (
-            self._pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=dict_row) as cur,
-        ):
-            await cur.execute(update, params)
-            updated = await cur.fetchone()
-            if updated is None:
-                await cur.execute("SELECT status, seq FROM orders WHERE id = %s", (oid,))
-                current = await cur.fetchone()
-                if current is None:
-                    raise OrderNotFound(str(oid))
-                raise StaleTransition(
-                    str(oid),
-                    current=OrderStatus(current["status"]),
-                    current_seq=current["seq"],
-                    target=to,
-                    allowed=allowed,
-                    expected_seq=expected_seq,
-                )
-            await cur.execute(
-                "INSERT INTO order_status_history (order_id, seq, status, attempt, details) "
-                "VALUES (%s, %s, %s, %s, %s) RETURNING order_id, seq, status, attempt, details, created_at",
-                (oid, updated["seq"], str(to), attempt, jsonb(dict(details or {}))),
-            )
+        # One statement, so one round trip and atomic without BEGIN/COMMIT: the row moves
+        # and its history step is written together, or neither when the CAS fails.
+        step = sql.SQL(
+            "WITH moved AS (UPDATE orders SET {} WHERE {} RETURNING id, seq) "
+            "INSERT INTO order_status_history (order_id, seq, status, attempt, details) "
+            "SELECT id, seq, %s, %s, %s FROM moved "
+            "RETURNING order_id, seq, status, attempt, details, created_at"
+        ).format(sql.SQL(", ").join(assignments), condition)
+        params += [str(to), attempt, jsonb(dict(details or {}))]
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(step, params)
             row = await cur.fetchone()
-            assert row is not None
-            return _event_from_row(row)
+            if row is not None:
+                return _event_from_row(row)
+            await cur.execute("SELECT status, seq FROM orders WHERE id = %s", (oid,))
+            current = await cur.fetchone()
+        if current is None:
+            raise OrderNotFound(str(oid))
+        raise StaleTransition(
+            str(oid),
+            current=OrderStatus(current["status"]),
+            current_seq=current["seq"],
+            target=to,
+            allowed=allowed,
+            expected_seq=expected_seq,
+        )
 
     # -- reads ----------------------------------------------------------------
     async def get_order(self, order_id: str) -> OrderRecord | None:

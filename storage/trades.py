@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
-from psycopg import sql
+from psycopg import errors, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -64,6 +64,14 @@ def _amount(name: str, value: int) -> int:
     return value
 
 
+class StaleSequence(Exception):
+    """The ``seq`` a trade was written with is taken: another writer moved the pool meanwhile."""
+
+    def __init__(self, pool_id: str, seq: int) -> None:
+        super().__init__(f"pool {pool_id}: trade seq {seq} is taken")
+        self.pool_id, self.seq = pool_id, seq
+
+
 class PoolTradeStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
@@ -101,12 +109,17 @@ class PoolTradeStore:
         sim_time: float,
         state_after: Mapping[str, Any],
         details: Mapping[str, Any] | None = None,
+        seq: int | None = None,
     ) -> TradeRecord:
         """Append a trade with the pool's next ``seq``.
 
-        Numbering is serialised per pool by a transaction-level advisory lock.
-        If the order already has this ``leg`` the stored trade is returned with
-        ``existing=True`` and nothing is written.
+        Numbering is serialised per pool by a transaction-level advisory lock,
+        unless the caller names the ``seq`` (the pool actor, the only writer of
+        its pool, knows it): then the trade is one statement, and a ``seq``
+        already taken raises :class:`StaleSequence` (someone else wrote to the
+        pool: the caller's view of it is stale). If the order already has this
+        ``leg`` the stored trade is returned with ``existing=True`` and nothing
+        is written.
         """
         if kind not in TRADE_KINDS:
             raise ValueError(f"unknown trade kind {kind!r}")
@@ -122,6 +135,12 @@ class PoolTradeStore:
         values = (
             _amount("amount_in", amount_in), _amount("amount_out", amount_out), _amount("fee", fee)
         )  # fmt: skip
+        row_values = (
+            kind, oid, leg, token_in, values[0], token_out, values[1], values[2], float(sim_time),
+            jsonb(dict(state_after)), jsonb(dict(details or {})),
+        )  # fmt: skip
+        if seq is not None:
+            return await self._append_at(pool_id, seq, oid, leg, row_values)
         async with (
             self._pool.connection() as conn,
             conn.transaction(),
@@ -138,13 +157,7 @@ class PoolTradeStore:
             )
             next_row = await cur.fetchone()
             assert next_row is not None
-            await cur.execute(
-                _INSERT_TRADE,
-                (
-                    pool_id, next_row["next"], kind, oid, leg, token_in, values[0], token_out, values[1],
-                    values[2], float(sim_time), jsonb(dict(state_after)), jsonb(dict(details or {})),
-                ),
-            )  # fmt: skip
+            await cur.execute(_INSERT_TRADE, (pool_id, next_row["next"], *row_values))
             inserted = await cur.fetchone()
             if inserted is not None:
                 return trade_from_row(inserted)
@@ -153,6 +166,37 @@ class PoolTradeStore:
             found = await cur.fetchone()
             assert found is not None
             return replace(trade_from_row(found), existing=True)
+
+    async def _append_at(self, pool_id: str, seq: int, oid: Any, leg: int, row_values: tuple[Any, ...]) -> TradeRecord:
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise ValueError("seq must be a positive integer")
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            try:
+                await cur.execute(_INSERT_TRADE, (pool_id, seq, *row_values))
+            except errors.UniqueViolation as exc:
+                if exc.diag.constraint_name == "pool_trades_pkey":
+                    raise StaleSequence(pool_id, seq) from None
+                raise
+            inserted = await cur.fetchone()
+            if inserted is not None:
+                return trade_from_row(inserted)
+            await cur.execute(_BY_ORDER_LEG, (oid, leg))  # the leg was filled already
+            found = await cur.fetchone()
+        assert found is not None
+        return replace(trade_from_row(found), existing=True)
+
+    async def latest(self, pool_id: str) -> tuple[int, dict[str, Any] | None]:
+        """The pool's last ``seq`` (0: no trade yet) and its state then (else its genesis, else None)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT seq, state_after FROM pool_trades WHERE pool_id = %s ORDER BY seq DESC LIMIT 1", (pool_id,)
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                return int(row[0]), dict(row[1])
+            cur = await conn.execute("SELECT snapshot FROM pool_genesis WHERE pool_id = %s", (pool_id,))
+            row = await cur.fetchone()
+        return 0, None if row is None else dict(row[0])
 
     async def trade_for_order(self, order_id: str, leg: int = 0) -> TradeRecord | None:
         oid = parse_uuid(order_id)
@@ -190,15 +234,7 @@ class PoolTradeStore:
 
     async def latest_state(self, pool_id: str) -> dict[str, Any] | None:
         """``state_after`` of the pool's last trade, else its genesis, else None."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT state_after FROM pool_trades WHERE pool_id = %s ORDER BY seq DESC LIMIT 1", (pool_id,)
-            )
-            row = await cur.fetchone()
-            if row is None:
-                cur = await conn.execute("SELECT snapshot FROM pool_genesis WHERE pool_id = %s", (pool_id,))
-                row = await cur.fetchone()
-        return None if row is None else dict(row[0])
+        return (await self.latest(pool_id))[1]
 
     async def flows(self, pool_id: str) -> dict[str, tuple[int, int]]:
         """Per token: (total paid into the pool, total paid out of it), over every trade."""

@@ -24,7 +24,7 @@ from storage.queue import OrderQueue, QueueDepth
 from storage.ratelimit import SlidingWindowLimiter
 from storage.redis_client import open_redis
 from storage.schema import apply_schema
-from storage.trades import PoolTradeStore
+from storage.trades import PoolTradeStore, StaleSequence
 
 pytestmark = pytest.mark.integration
 
@@ -447,6 +447,24 @@ async def test_pool_trades(db: AsyncConnectionPool) -> None:
         )
     )  # fmt: skip
     assert [t.seq for t in await trades.trades(pool_id)] == list(range(1, 11))
+
+    # the pool actor's way: it names the next seq (one statement, no lock); a taken one is refused
+    assert (await trades.latest(pool_id))[0] == 10
+    named = await trades.record_trade(
+        pool_id, kind="noise", order_id=None, amount_in=2, amount_out=3, sim_time=20.0,
+        state_after={"step": 11}, seq=11, **common,
+    )  # fmt: skip
+    assert (named.seq, named.existing) == (11, False) and await trades.latest(pool_id) == (11, {"step": 11})
+    with pytest.raises(StaleSequence):
+        await trades.record_trade(
+            pool_id, kind="noise", order_id=None, amount_in=2, amount_out=3, sim_time=21.0,
+            state_after={"step": "a second writer"}, seq=11, **common,
+        )  # fmt: skip
+    again = await trades.record_trade(
+        pool_id, kind="order", order_id=order.id, leg=0, amount_in=5, amount_out=5, sim_time=22.0,
+        state_after={"step": "would be a double fill"}, seq=12, **common,
+    )  # fmt: skip
+    assert again.existing and again.seq == 2 and (await trades.latest(pool_id))[0] == 11
 
     with pytest.raises(ValueError):
         await trades.record_trade(
