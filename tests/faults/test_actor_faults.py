@@ -166,13 +166,13 @@ def test_a_pool_whose_reload_failed_tries_again_on_the_next_call(fault_engine):
         import psycopg
 
         trades = actor_self._trades
-        real = trades.latest_state
+        real = trades.latest
 
         async def down(pool_id):
-            trades.latest_state = real
+            trades.latest = real
             raise psycopg.OperationalError("the database system is shutting down")
 
-        trades.latest_state = down
+        trades.latest = down
         actor_self._forget_state()
 
     pool = actors.pools["meteora:SOL-USDC"]

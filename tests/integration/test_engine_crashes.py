@@ -49,7 +49,7 @@ def slow_engine(database_url, redis_url, ray_session):
 def test_killing_executors_mid_order_loses_nothing_and_fills_once(slow_engine):
     settings, actors = slow_engine
     ids = run(submit(settings, MIXED * 4))
-    for victim in (0, 3, 0, 7):
+    for victim in (0, 1, 0, 1):  # each executor actor runs half the slots: its orders all die with it
         time.sleep(0.7)
         ray.kill(actors.executors[victim], no_restart=False)
     statuses = wait_final(settings, ids, timeout_s=180)
