@@ -22,8 +22,6 @@ from storage._codec import jsonb
 
 TradeKind = Literal["order", "arbitrage", "noise"]
 TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise"})
-# first key of the two-key pg_advisory_xact_lock taken per pool while numbering a trade
-_POOL_LOCK_CLASS = 0x7472_6164  # "trad"
 
 
 _TRADE_COLUMNS = sql.SQL(
@@ -109,17 +107,15 @@ class PoolTradeStore:
         sim_time: float,
         state_after: Mapping[str, Any],
         details: Mapping[str, Any] | None = None,
-        seq: int | None = None,
+        seq: int,
     ) -> TradeRecord:
-        """Append a trade with the pool's next ``seq``.
+        """Append a trade at ``seq``, the pool's next one: one statement, no lock.
 
-        Numbering is serialised per pool by a transaction-level advisory lock,
-        unless the caller names the ``seq`` (the pool actor, the only writer of
-        its pool, knows it): then the trade is one statement, and a ``seq``
-        already taken raises :class:`StaleSequence` (someone else wrote to the
-        pool: the caller's view of it is stale). If the order already has this
-        ``leg`` the stored trade is returned with ``existing=True`` and nothing
-        is written.
+        The pool's actor is its only writer and knows its last ``seq``
+        (:meth:`latest`); a ``seq`` already taken raises :class:`StaleSequence`
+        (someone else wrote to the pool: the writer's view of it is stale). If
+        the order already has this ``leg`` the stored trade is returned with
+        ``existing=True`` and nothing is written.
         """
         if kind not in TRADE_KINDS:
             raise ValueError(f"unknown trade kind {kind!r}")
@@ -132,47 +128,16 @@ class PoolTradeStore:
                 raise ValueError(f"order_id {order_id!r} is not a UUID")
         if isinstance(leg, bool) or not isinstance(leg, int) or leg < 0:
             raise ValueError("leg must be a non-negative integer")
-        values = (
-            _amount("amount_in", amount_in), _amount("amount_out", amount_out), _amount("fee", fee)
-        )  # fmt: skip
-        row_values = (
-            kind, oid, leg, token_in, values[0], token_out, values[1], values[2], float(sim_time),
-            jsonb(dict(state_after)), jsonb(dict(details or {})),
-        )  # fmt: skip
-        if seq is not None:
-            return await self._append_at(pool_id, seq, oid, leg, row_values)
-        async with (
-            self._pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=dict_row) as cur,
-        ):
-            await cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_POOL_LOCK_CLASS, pool_id))
-            if oid is not None:
-                await cur.execute(_BY_ORDER_LEG, (oid, leg))
-                found = await cur.fetchone()
-                if found is not None:
-                    return replace(trade_from_row(found), existing=True)
-            await cur.execute(
-                "SELECT coalesce(max(seq), 0) + 1 AS next FROM pool_trades WHERE pool_id = %s", (pool_id,)
-            )
-            next_row = await cur.fetchone()
-            assert next_row is not None
-            await cur.execute(_INSERT_TRADE, (pool_id, next_row["next"], *row_values))
-            inserted = await cur.fetchone()
-            if inserted is not None:
-                return trade_from_row(inserted)
-            # the same leg recorded concurrently through another pool id
-            await cur.execute(_BY_ORDER_LEG, (oid, leg))
-            found = await cur.fetchone()
-            assert found is not None
-            return replace(trade_from_row(found), existing=True)
-
-    async def _append_at(self, pool_id: str, seq: int, oid: Any, leg: int, row_values: tuple[Any, ...]) -> TradeRecord:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
             raise ValueError("seq must be a positive integer")
+        row = (
+            pool_id, seq, kind, oid, leg, token_in, _amount("amount_in", amount_in), token_out,
+            _amount("amount_out", amount_out), _amount("fee", fee), float(sim_time),
+            jsonb(dict(state_after)), jsonb(dict(details or {})),
+        )  # fmt: skip
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             try:
-                await cur.execute(_INSERT_TRADE, (pool_id, seq, *row_values))
+                await cur.execute(_INSERT_TRADE, row)
             except errors.UniqueViolation as exc:
                 if exc.diag.constraint_name == "pool_trades_pkey":
                     raise StaleSequence(pool_id, seq) from None

@@ -417,66 +417,39 @@ async def test_pool_trades(db: AsyncConnectionPool) -> None:
 
     order, _ = await orders.create_order(new_order(), idempotency_key=None, request_hash=None, client_id=None)
     common: dict[str, Any] = {"token_in": "SOL", "token_out": "USDC", "fee": 30}
+    assert await trades.latest(pool_id) == (0, genesis)
     first = await trades.record_trade(
         pool_id, kind="noise", order_id=None, leg=0, amount_in=10, amount_out=1490, sim_time=1.0,
-        state_after={"step": 1}, **common,
+        state_after={"step": 1}, seq=1, **common,
     )  # fmt: skip
     fill = await trades.record_trade(
         pool_id, kind="order", order_id=order.id, leg=0, amount_in=1_500_000_000, amount_out=225_000_000,
-        sim_time=2.5, state_after={"step": 2}, **common,
+        sim_time=2.5, state_after={"step": 2}, seq=2, **common,
     )  # fmt: skip
     assert (first.seq, fill.seq, fill.existing) == (1, 2, False)
     replay = await trades.record_trade(
         pool_id, kind="order", order_id=order.id, leg=0, amount_in=999, amount_out=1, sim_time=9.0,
-        state_after={"step": "would be a double fill"}, **common,
+        state_after={"step": "would be a double fill"}, seq=3, **common,
     )  # fmt: skip
     assert replay.existing and replay.seq == 2 and replay.amount_out == 225_000_000
     assert await trades.trade_for_order(order.id, 0) == fill
     assert await trades.trade_for_order(order.id, 1) is None
-    assert await trades.latest_state(pool_id) == {"step": 2}
+    assert await trades.latest_state(pool_id) == {"step": 2} and await trades.latest(pool_id) == (2, {"step": 2})
     assert await trades.flows(pool_id) == {"SOL": (1_500_000_010, 0), "USDC": (0, 225_001_490)}
 
-    # concurrent writers on one pool still get gapless, unique seqs
-    await asyncio.gather(
-        *(
-            trades.record_trade(
-                pool_id, kind="arbitrage", order_id=None, amount_in=1, amount_out=1, sim_time=3.0 + i,
-                state_after={"i": i}, **common,
-            )
-            for i in range(8)
-        )
-    )  # fmt: skip
-    assert [t.seq for t in await trades.trades(pool_id)] == list(range(1, 11))
-
-    # the pool actor's way: it names the next seq (one statement, no lock); a taken one is refused
-    assert (await trades.latest(pool_id))[0] == 10
-    named = await trades.record_trade(
-        pool_id, kind="noise", order_id=None, amount_in=2, amount_out=3, sim_time=20.0,
-        state_after={"step": 11}, seq=11, **common,
-    )  # fmt: skip
-    assert (named.seq, named.existing) == (11, False) and await trades.latest(pool_id) == (11, {"step": 11})
+    # a second writer (two actors of one pool) is refused the seq the first took: nothing is written
     with pytest.raises(StaleSequence):
         await trades.record_trade(
             pool_id, kind="noise", order_id=None, amount_in=2, amount_out=3, sim_time=21.0,
-            state_after={"step": "a second writer"}, seq=11, **common,
+            state_after={"step": "a second writer"}, seq=2, **common,
         )  # fmt: skip
-    again = await trades.record_trade(
-        pool_id, kind="order", order_id=order.id, leg=0, amount_in=5, amount_out=5, sim_time=22.0,
-        state_after={"step": "would be a double fill"}, seq=12, **common,
-    )  # fmt: skip
-    assert again.existing and again.seq == 2 and (await trades.latest(pool_id))[0] == 11
+    assert [t.seq for t in await trades.trades(pool_id)] == [1, 2]
 
-    with pytest.raises(ValueError):
-        await trades.record_trade(
-            pool_id,
-            kind="order",
-            order_id=None,
-            amount_in=1,
-            amount_out=1,
-            sim_time=0,
-            state_after={},
-            **common,
-        )
+    for bad in ({"kind": "order", "order_id": None, "seq": 3}, {"kind": "noise", "order_id": None, "seq": 0}):
+        with pytest.raises(ValueError):
+            await trades.record_trade(
+                pool_id, amount_in=1, amount_out=1, sim_time=0, state_after={}, **bad, **common
+            )
 
 
 # --------------------------------------------------------------------------- #

@@ -311,20 +311,6 @@ class StuckRunner(FakeRunner):
         raise AssertionError("unreachable")
 
 
-async def test_a_run_that_never_answers_gives_its_slot_back_and_the_order_is_retried() -> None:
-    d = desk(runners=1)
-    d.dispatcher._settings = DispatchSettings(executors=1, rate_limit_per_minute=0, run_timeout_s=0.05)
-    stuck = StuckRunner({}, d.gate, d.orders.done)
-    d.dispatcher._idle = asyncio.Queue()
-    d.dispatcher._idle.put_nowait(stuck)
-    await d.queue.enqueue("o1")
-    await d.dispatch_all()
-    await asyncio.wait_for(d.dispatcher.drain(), 5)
-    assert stuck.ran == ["o1"] and d.dispatcher.running == 0
-    assert d.dispatcher._idle.qsize() == 1  # the slot is free again
-    assert "o1" in d.queue.delayed and d.queue.pending == {}  # deferred, not lost
-
-
 class DyingRunner(FakeRunner):
     """An executor that dies on every call (restarted by Ray, and dying again)."""
 
@@ -333,17 +319,26 @@ class DyingRunner(FakeRunner):
         raise RunnerLost("RayActorError")
 
 
-async def test_an_executor_that_keeps_dying_gives_its_slot_back_after_the_run_timeout() -> None:
+@pytest.mark.parametrize(
+    ("runner_class", "timeout_s", "runs"),
+    [
+        (StuckRunner, 0.05, 1),  # one call that never returns
+        (DyingRunner, 1.0, 5),  # resumed every 0.2 s (clock time) until the run's 1 s were spent
+    ],
+)
+async def test_a_run_that_gets_no_answer_gives_its_slot_back_after_the_run_timeout(
+    runner_class: type[FakeRunner], timeout_s: float, runs: int
+) -> None:
     d = desk(runners=1)
-    d.dispatcher._settings = DispatchSettings(executors=1, rate_limit_per_minute=0, run_timeout_s=1.0)
-    dying = DyingRunner({}, d.gate, d.orders.done)
+    d.dispatcher._settings = DispatchSettings(executors=1, rate_limit_per_minute=0, run_timeout_s=timeout_s)
+    runner = runner_class({}, d.gate, d.orders.done)
     d.dispatcher._idle = asyncio.Queue()
-    d.dispatcher._idle.put_nowait(dying)
+    d.dispatcher._idle.put_nowait(runner)
     await d.queue.enqueue("o1")
     await d.dispatch_all()
     await asyncio.wait_for(d.dispatcher.drain(), 5)
-    # resumed every 0.2 s (clock time) until the run's 1 s were spent, then the slot was freed
-    assert dying.ran == ["o1"] * 5 and d.dispatcher._idle.qsize() == 1
+    assert runner.ran == ["o1"] * runs and d.dispatcher.running == 0
+    assert d.dispatcher._idle.qsize() == 1  # the slot is free again
     assert "o1" in d.queue.delayed and d.queue.pending == {}  # deferred, not lost
 
 
