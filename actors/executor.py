@@ -16,7 +16,7 @@ from typing import Any
 import ray
 
 from actors import metrics
-from actors.venues import RayRouter, RayVenues
+from actors.venues import RayRouter, RayTriggers, RayVenues
 from engine.clock import SystemClock
 from engine.lifecycle import LifecycleConfig, LifecyclePorts, OrderLifecycle
 from engine.execution import Timing
@@ -47,8 +47,10 @@ def lifecycle_config(retry: RetrySettings, latency: LatencySettings, routing: Ro
 @ray.remote(num_cpus=0, max_restarts=-1)
 class OrderExecutor:
     def __init__(self, index: int, router: Any, pools: dict[str, Any], tokens: TokenRegistry,
-                 connector: Connector, config: LifecycleConfig, seed: int, slots: int = 1) -> None:  # fmt: skip
+                 connector: Connector, config: LifecycleConfig, seed: int, slots: int = 1,
+                 triggers: Any = None) -> None:  # fmt: skip
         self.index, self.slots = index, slots
+        self._triggers = triggers
         self._running = 0
         self._config, self._seed = config, seed
         self._router, self._pools, self._tokens, self._connector = router, pools, tokens, connector
@@ -63,6 +65,7 @@ class OrderExecutor:
                     orders=stores.orders, trades=stores.trades, events=stores.events,
                     router=RayRouter(self._router, self._config.timing.router_timeout_s), venues=RayVenues(self._pools),
                     clock=SystemClock(), metrics=metrics.LifecycleMetricsOnRay(),
+                    triggers=RayTriggers(self._triggers),
                 )  # fmt: skip
                 rng = random.Random(f"{self._seed}:executor:{self.index}")
                 self._lifecycle = OrderLifecycle(ports, self._tokens, self._config, rng)

@@ -15,8 +15,10 @@ import ray
 
 from actors.dispatcher import DISPATCHER_NAME
 from actors.pool_actor import pool_actor_name
+from actors.market_maker import MARKET_NAME
 from actors.router import ROUTER_NAME
-from engine.errors import EngineUnavailable
+from actors.trigger_book import TRIGGER_BOOK_NAME
+from engine.errors import EngineUnavailable, MarketOff
 from sim.decision import PoolSummary, RouteDecision
 
 
@@ -77,6 +79,22 @@ class RayGateway:
 
     async def dispatcher_stats(self) -> dict[str, Any]:
         return await self._call(self.dispatcher_name, "stats")
+
+    async def disarm(self, order_id: str) -> bool:
+        return await self._call(TRIGGER_BOOK_NAME, "disarm", order_id)
+
+    async def trigger_stats(self) -> dict[str, Any]:
+        return await self._call(TRIGGER_BOOK_NAME, "stats")
+
+    async def shock_token(self, symbol: str, move_bps: float) -> tuple[float, float]:
+        try:
+            self._actor(MARKET_NAME)
+        except EngineUnavailable as exc:
+            raise MarketOff("the market simulator is not running") from exc
+        return await self._call(MARKET_NAME, "shock", symbol, move_bps)
+
+    async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
+        return await self._call(pool_actor_name(pool_id), "shock", move_bps, timeout_s=max(self.timeout_s, 10.0))
 
     async def health(self) -> dict[str, Any]:
         started = time.perf_counter()

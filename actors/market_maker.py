@@ -49,6 +49,10 @@ class MarketMaker:
             self._task = None
         return True
 
+    async def shock(self, symbol: str, move_bps: float) -> tuple[float, float]:
+        """Move a token's reference price for good; the arbitrage flow carries its pools after it."""
+        return self._market.shock(symbol, move_bps)
+
     async def stats(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "trades": self.trades, "running": self._task is not None}
 

@@ -47,8 +47,12 @@ def pool_actor_name(pool_id: str) -> str:
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class PoolActor:
     def __init__(self, pool_id: str, genesis: dict[str, Any], connector: Connector,
-                 latency: LatencySettings, faults: FaultSettings, seed: int) -> None:  # fmt: skip
+                 latency: LatencySettings, faults: FaultSettings, seed: int,
+                 watcher: tuple[str, str] | None = None) -> None:  # fmt: skip
+        """``watcher``: (name, namespace) of the actor told of every state change (the trigger book)."""
         self.pool_id = pool_id
+        self._watcher_name = watcher
+        self._watcher: Any = None
         self._connector = connector
         self._genesis = genesis
         self._latency, self._faults = latency, faults
@@ -287,6 +291,26 @@ class PoolActor:
         self._changed()
         return quote.to_dict()
 
+    async def shock(self, move_bps: float) -> dict[str, Any]:
+        """Move this pool's price of token_x by ``move_bps`` (signed) with a real trade, recorded as a shock.
+
+        ``trade`` is None when the pool's liquidity cannot move it that far (nothing traded)."""
+        await self._ensure_loaded()
+        async with self._lock:
+            pool = self._pool
+            x, y = pool.token_x.symbol, pool.token_y.symbol
+            before = pool.spot_price(x)
+            sell = x if move_bps < 0 else y  # selling x pushes its price down; buying it (selling y), up
+            # Selling y moves y's price down by b, i.e. x's up by b / (1 - b): ask for the move that makes +move_bps.
+            bps = abs(move_bps) if move_bps < 0 else 10_000 * move_bps / (10_000 + move_bps)
+            try:
+                amount = amount_to_move_price(pool, sell, bps, time.time())
+            except SimError:
+                amount = 0
+            traded = await self._apply_flow_locked("shock", sell, amount) if amount > 0 else None
+            return {"poolId": self.pool_id, "token": x, "quoteToken": y, "priceBefore": before,
+                    "priceAfter": self._pool.spot_price(x), "trade": traded}  # fmt: skip
+
     def _faults_apply(self) -> bool:
         faults = self._faults
         return faults.front_run_bps > 0 and self._rng.random() < faults.front_run_probability
@@ -308,9 +332,22 @@ class PoolActor:
             return (await self._ensure_loaded()).reserves()  # a write that failed meanwhile reloaded it
 
     def _changed(self) -> None:
-        """The state moved: a new version for observers' caches, fresh metrics."""
+        """The state moved: a new version for observers' caches, fresh metrics, a push to the watcher."""
         self._version += 1
         self._export_metrics()
+        self._push()
+
+    def _push(self) -> None:
+        if self._watcher_name is None or self._pool is None:
+            return
+        if self._watcher is None:
+            name, namespace = self._watcher_name
+            try:
+                self._watcher = ray.get_actor(name, namespace=namespace)
+            except ValueError:
+                return  # not created yet: it pulls every pool's state when it starts
+        # Fire and forget: the book coalesces, and pulls again when it restarts.
+        self._watcher.pool_moved.remote(self.pool_id, f"{self._incarnation}:{self._version}", self._pool.snapshot())
 
     def _export_metrics(self) -> None:
         pool = self._pool

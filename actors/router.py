@@ -16,7 +16,7 @@ import ray
 
 from engine.settings import RoutingSettings
 from sim.pools import Pool, restore_pool
-from sim.decision import RouteDecision, Skipped, decide_route
+from sim.decision import RouteDecision, Skipped, decide_route, route_pool_ids
 
 ROUTER_NAME = "router"
 
@@ -32,13 +32,8 @@ class OrderRouter:
 
     def candidates(self, token_in: str, token_out: str) -> list[str]:
         """Pools that can take part in a route from token_in to token_out."""
-        routing = self._routing
-        wanted: list[set[str]] = [{token_in, token_out}]
-        if routing.allow_two_hop:
-            for via in routing.intermediates:
-                if via not in (token_in, token_out):
-                    wanted += [{token_in, via}, {via, token_out}]
-        return [pid for pid, p in self._pools.items() if set(p["tokens"]) in wanted]
+        pairs = {pool_id: pool["tokens"] for pool_id, pool in self._pools.items()}
+        return route_pool_ids(pairs, token_in, token_out, self._policy)
 
     async def _observe(self, pool_id: str) -> Pool | Skipped:
         """The pool as it is now (a local copy, refreshed only when it moved), or why it was skipped."""

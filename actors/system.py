@@ -1,7 +1,7 @@
 """Creates (or finds) the engine's named actors on a running Ray.
 
 Names are what the Ray dashboard shows: ``pool:raydium:SOL-USDC``,
-``router``, ``executor:0``, ``executor:1`` (each running several order slots), ``dispatcher``,
+``router``, ``trigger-book``, ``executor:0``, ``executor:1`` (each running several order slots), ``dispatcher``,
 ``market``.
 """
 
@@ -17,6 +17,7 @@ from actors.executor import OrderExecutor, executor_name, lifecycle_config
 from actors.market_maker import MARKET_NAME, MarketMaker
 from actors.pool_actor import PoolActor, pool_actor_name
 from actors.router import ROUTER_NAME, OrderRouter
+from actors.trigger_book import TRIGGER_BOOK_NAME, TriggerBookActor
 from engine.config import build_pools, load_market_config
 from engine.ports import Connector
 from engine.settings import EngineSettings
@@ -31,9 +32,11 @@ class EngineActors:
     dispatcher: Any
     market: Any | None
     pool_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+    triggers: Any = None
 
     def all(self) -> list[Any]:
         handles = [*self.pools.values(), self.router, *self.executors, self.dispatcher]
+        handles += [self.triggers] if self.triggers is not None else []
         return handles + ([self.market] if self.market is not None else [])
 
 
@@ -60,12 +63,14 @@ def start_actors(
 
     pools = {
         p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(
-            p.pool_id, p.snapshot(), connector, settings.latency, settings.faults, seed
+            p.pool_id, p.snapshot(), connector, settings.latency, settings.faults, seed, (TRIGGER_BOOK_NAME, ns)
         )
         for p in genesis_pools
     }
     pool_tokens = {p.pool_id: (p.token_x.symbol, p.token_y.symbol) for p in genesis_pools}
     ray.get([h.ready.remote() for h in pools.values()])
+    triggers = named(TriggerBookActor, TRIGGER_BOOK_NAME).remote(pools, pool_tokens, connector, tokens, settings.routing)
+    ray.get(triggers.ready.remote())
     router = named(OrderRouter, ROUTER_NAME).remote(
         {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing
     )
@@ -74,7 +79,7 @@ def start_actors(
     executors = [
         # a few calls beyond the slots: ready(), and the dispatcher's next run while one ends
         named(OrderExecutor, executor_name(i), max_concurrency=n + 4).remote(
-            i, router, pools, tokens, connector, lifecycle, seed, n
+            i, router, pools, tokens, connector, lifecycle, seed, n, triggers
         )
         for i, n in enumerate(slots)
     ]
@@ -89,7 +94,7 @@ def start_actors(
     if settings.market.enabled:
         market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True)
         ray.get(market.start.remote())
-    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens)
+    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers)
 
 
 def stop_actors(actors: EngineActors, *, grace_s: float = 5.0) -> None:

@@ -7,6 +7,7 @@ A pool that does not answer in time, or whose actor died, raises
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import ray
@@ -16,6 +17,8 @@ from engine.errors import EngineUnavailable
 from engine.plans import Fill, HeldPool, Rejection, RunOutcome, SwapOrder
 from sim.decision import RouteDecision
 from engine.ports import VenueUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class RayRouter:
@@ -33,6 +36,20 @@ class RayRouter:
             raise EngineUnavailable(f"the router did not answer in {self._timeout_s:g}s") from exc
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
             raise EngineUnavailable(f"the router is unavailable: {type(exc).__name__}") from exc
+
+
+class RayTriggers:
+    """The trigger book actor as the lifecycle's ``TriggerArming``: told, not waited on for long."""
+
+    def __init__(self, handle: Any, timeout_s: float = 5.0) -> None:
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    async def arm(self, order_id: str) -> None:
+        try:
+            await asyncio.wait_for(self._handle.arm.remote(order_id), self._timeout_s)
+        except Exception as exc:  # noqa: BLE001 — the book arms open orders from the store when it (re)starts
+            log.warning("order %s: the trigger book did not take it (%r); it will from the store", order_id, exc)
 
 
 class RayVenues:

@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sim.orders import OrderStatus, can_transition
+from sim.orders import ACTIVE_STATUSES, WAITING_STATUSES, OrderStatus, can_transition
 from sim.pools import SimError, restore_pool
 
 from engine.records import OldestOpenOrder, iso
@@ -152,7 +152,8 @@ class AuditReport:
     stale_after_s: float
     orders: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
-    unfinished: int = 0
+    unfinished: int = 0  # orders the engine must still run (waiting ones are counted apart)
+    waiting: int = 0  # armed orders: they wait for the market by design, and nothing runs them
     oldest_unfinished: OldestOpenOrder | None = None
     trades: int = 0
     pools: int = 0
@@ -182,6 +183,7 @@ class AuditReport:
             "orders": self.orders,
             "byStatus": dict(self.by_status),
             "unfinished": self.unfinished,
+            "waiting": self.waiting,
             "oldestUnfinished": None if oldest is None else {
                 "orderId": oldest.order_id, "status": str(oldest.status), "ageS": oldest.age_s,
                 "idleS": oldest.idle_s,
@@ -246,7 +248,7 @@ def fill_violations(order: OrderRow, fill_legs: Sequence[int]) -> list[Violation
 
 
 def is_stale(order: OrderRow, now: datetime, stale_after_s: float) -> bool:
-    return not order.status.is_final and (now - order.updated_at).total_seconds() > stale_after_s
+    return order.status in ACTIVE_STATUSES and (now - order.updated_at).total_seconds() > stale_after_s
 
 
 def pool_violations(ledger: PoolLedger) -> tuple[list[Violation], Reserves | None]:
@@ -308,7 +310,9 @@ class BookAudit:
         report.by_status[str(order.status)] = report.by_status.get(str(order.status), 0) + 1
         found = history_violations(order.order_id, history) + row_violations(order, history)
         found += fill_violations(order, fill_legs)
-        if not order.status.is_final:
+        if order.status in WAITING_STATUSES:
+            report.waiting += 1
+        elif not order.status.is_final:
             report.unfinished += 1
             if self._oldest is None or order.created_at < self._oldest.created_at:
                 self._oldest = order
@@ -381,6 +385,7 @@ def report_lines(report: AuditReport, examples: int = 10) -> list[str]:
         f"books audited at {iso(report.checked_at)} (stalled: unchanged for over {report.stale_after_s:g}s)",
         f"  orders       {report.orders}" + (f"  ({statuses})" if statuses else ""),
         f"  unfinished   {report.unfinished}" + _oldest(report.oldest_unfinished),
+        f"  waiting      {report.waiting} (armed orders)",
         f"  trades       {report.trades} against {report.pools} pool(s)",
     ]
     if report.queue is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +63,9 @@ class OrderDispatcher:
             self._idle.put_nowait(runner)
         self._in_flight: dict[str, str] = {}  # order id -> stream message id
         self._held: set[str] = set()  # message ids read and not yet acked or deferred
+        # A read serves both lanes (up to one entry each); what it brought beyond the
+        # slot free now waits here, held, for the next one.
+        self._ready: deque[tuple[str, str]] = deque()
         self._runs: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._deferred = asyncio.Event()
@@ -101,12 +105,14 @@ class OrderDispatcher:
         runner = await self._idle.get()
         msg_id: str | None = None
         try:
-            messages = await self._queue.read(CONSUMER, count=1, block_ms=block_ms)
-            if not messages:
-                self._idle.put_nowait(runner)
-                return
-            msg_id, order_id = messages[0]
-            self._held.add(msg_id)
+            if not self._ready:
+                messages = await self._queue.read(CONSUMER, count=1, block_ms=block_ms)
+                if not messages:
+                    self._idle.put_nowait(runner)
+                    return
+                self._held.update(m for m, _ in messages)
+                self._ready.extend(messages)
+            msg_id, order_id = self._ready.popleft()
             if order_id in self._in_flight:
                 await self._queue.ack(msg_id)  # a duplicate of an order already running
                 self._held.discard(msg_id)

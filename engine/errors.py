@@ -65,3 +65,11 @@ class InvalidCursor(StorageError, ValueError):
 
 class EngineUnavailable(Exception):
     """The engine's actors could not be reached or did not answer in time."""
+
+
+class MarketOff(EngineUnavailable):
+    """The market simulator is not running (``market.enabled`` is off, or the API runs alone)."""
+
+
+class TokenExists(Exception):
+    """A launch named a token (symbol or mint) that exists already."""

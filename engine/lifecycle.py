@@ -8,6 +8,12 @@ over: a submitted swap is re-sent to the same pool under the same
 is committed before it is published. A transient failure sends the order back
 to ``pending`` with a backoff; after the last retry, or on a failure no retry
 can fix, it is ``failed``.
+
+An order that waits (limit, stop-loss, take-profit, trailing stop) is armed
+on its first run (``open``) and handed to the trigger book; once the book
+fired it (``triggered``) it runs like a market order. A limit is executed
+with exactly its limit as the minimum out: when the market no longer pays
+that by the time it runs, it goes back to ``open``, still armed.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from sim.tokens import TokenRegistry
 from engine.errors import EngineUnavailable, StaleTransition
 from engine.execution import LegExecutor, Timing
 from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json, venues_of
-from engine.records import OrderRecord
-from engine.ports import Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, Venues
+from engine.records import OrderRecord, iso
+from engine.ports import Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, TriggerArming, Venues
+from engine.waiting import waiting_for
 from engine.event_details import building_details, confirmed_details, error_details, routing_details, settle
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,7 @@ class _Run:
     since: datetime
     created_at: datetime
     dex: str | None
+    kind: str = "market"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,7 @@ class LifecyclePorts:
     venues: Venues
     clock: Clock
     metrics: LifecycleMetrics
+    triggers: TriggerArming
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +87,16 @@ class OrderLifecycle:
         status = order.status
         if status.is_final:
             return RunOutcome(str(status))
-        # The first attempt is queued with seq 1; a retry's pending row names the next one.
-        fresh = status == OrderStatus.PENDING and order.seq > 1
+        if status == OrderStatus.OPEN:
+            return RunOutcome("open")  # armed: the trigger book runs it once it fires
+        # The first attempt is queued with seq 1; a retry's pending row names the next one,
+        # and a fired order's triggered row the next after its arming.
+        fresh = (status == OrderStatus.PENDING and order.seq > 1) or status == OrderStatus.TRIGGERED
         attempt = order.attempts + 1 if fresh else max(order.attempts, 1)
-        run = _Run(order.id, attempt, order.seq, status, order.updated_at, order.created_at, order.dex)
+        run = _Run(order.id, attempt, order.seq, status, order.updated_at, order.created_at, order.dex, order.type)
         try:
+            if order.waits and status == OrderStatus.PENDING and order.seq == 1:
+                return await self._arm(run, order)
             return await self._advance(run, order, started_at)
         except OrderFailure as failure:
             return await self._fail_attempt(run, failure)
@@ -97,8 +111,18 @@ class OrderLifecycle:
             failure = OrderFailure("ENGINE_ERROR", f"{type(exc).__name__}: {exc}"[:300], True)
             return await self._fail_attempt(run, failure)
 
+    async def _arm(self, run: _Run, order: OrderRecord) -> RunOutcome:
+        assert order.expires_at is not None
+        if order.expires_at.timestamp() <= self._ports.clock.time():
+            await self._transition(run, OrderStatus.EXPIRED, {"expiredAt": iso(order.expires_at)}, attempt=0)
+            self._finished(run, OrderStatus.EXPIRED, "none")
+            return RunOutcome("expired")
+        await self._transition(run, OrderStatus.OPEN, {"waitingFor": waiting_for(order, self._tokens)}, attempt=0)
+        await self._ports.triggers.arm(order.id)
+        return RunOutcome("open")
+
     async def _advance(self, run: _Run, order: OrderRecord, started_at: float | None) -> RunOutcome:
-        if run.status == OrderStatus.PENDING:
+        if run.status in (OrderStatus.PENDING, OrderStatus.TRIGGERED):
             route = await self._route(run, order, started_at)
             plan = await self._build(run, order, route)
         elif run.status == OrderStatus.ROUTING:
@@ -110,10 +134,12 @@ class OrderLifecycle:
         fills = await self._legs.execute(order.id, plan)
         return await self._confirm(run, order, plan, fills)
 
-    async def _transition(self, run: _Run, to: OrderStatus, details: dict[str, Any], **fields: Any) -> None:
+    async def _transition(self, run: _Run, to: OrderStatus, details: dict[str, Any], *,
+                          attempt: int | None = None, **fields: Any) -> None:  # fmt: skip
         event = await self._ports.orders.transition(
-            run.order_id, to, attempt=run.attempt, details=details, fields=fields or None, expected_seq=run.seq
-        )
+            run.order_id, to, attempt=run.attempt if attempt is None else attempt, details=details,
+            fields=fields or None, expected_seq=run.seq,
+        )  # fmt: skip
         previous, run.status, run.seq = run.status, to, event.seq
         since, run.since = run.since, event.timestamp
         self._ports.metrics.stage(previous, to, max(0.0, (event.timestamp - since).total_seconds()))
@@ -143,7 +169,17 @@ class OrderLifecycle:
         return route
 
     async def _build(self, run: _Run, order: OrderRecord, route: Route) -> ExecutionPlan:
-        min_out = route.amount_out * (10_000 - order.slippage_bps) // 10_000
+        if order.type == "limit":
+            # Exactly the limit as the minimum out: never worse, whatever the route pays now.
+            min_out = int((order.trigger or {})["thresholdOut"])
+            if route.amount_out < min_out:
+                raise OrderFailure(
+                    "SLIPPAGE_EXCEEDED",
+                    f"the market moved back: the best route pays {route.amount_out}, the limit needs {min_out}",
+                    True,
+                )
+        else:
+            min_out = route.amount_out * (10_000 - order.slippage_bps) // 10_000
         plan = ExecutionPlan(route, min_out)
         details = building_details(plan, self._tokens[order.token_out], order.slippage_bps)
         await self._transition(run, OrderStatus.BUILDING, details, route=plan.to_json())
@@ -173,9 +209,14 @@ class OrderLifecycle:
         rejection = failure.rejection
         delay = self._config.retry.delay_before(run.attempt + 1) if rejection.transient else None
         info = {**error_details(rejection), **failure.details}
-        if run.status == OrderStatus.PENDING:
+        if run.status in (OrderStatus.PENDING, OrderStatus.TRIGGERED):
             # Failed before routing was recorded: record the attempt, so it counts.
             await self._transition(run, OrderStatus.ROUTING, {"error": info})
+        if run.kind == "limit" and rejection.code == "SLIPPAGE_EXCEEDED":
+            # The limit is not paid any more: armed again, its attempts counted afresh.
+            await self._transition(run, OrderStatus.OPEN, {"rearmed": True, "error": info}, attempt=0)
+            await self._ports.triggers.arm(run.order_id)
+            return RunOutcome("open")
         if delay is not None:
             details = {"retry": True, "nextAttempt": run.attempt + 1, "retryInS": delay, "error": info}
             await self._transition(run, OrderStatus.PENDING, details)

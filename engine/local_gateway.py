@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from engine.config import build_pools, load_market_config
+from engine.errors import EngineUnavailable, MarketOff
 from engine.settings import EngineSettings
 from sim.decision import PoolSummary, RouteDecision, decide_route, pool_summary
 
@@ -51,6 +52,18 @@ class LocalGateway:
             "failed": 0,
             "retried": 0,
         }
+
+    async def disarm(self, order_id: str) -> bool:
+        return False  # no trigger book in process: nothing is armed here
+
+    async def trigger_stats(self) -> dict[str, Any]:
+        return {"ready": False}
+
+    async def shock_token(self, symbol: str, move_bps: float) -> tuple[float, float]:
+        raise MarketOff("the API runs without an engine: there is no market simulator")
+
+    async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
+        raise EngineUnavailable("the API runs without an engine: its pools do not move")
 
     async def health(self) -> dict[str, Any]:
         return {"ok": True, "mode": "local"}

@@ -98,6 +98,14 @@ class Venues(Protocol):
     async def release(self, pool_id: str, order_id: str, *, timeout: float) -> None: ...
 
 
+class TriggerArming(Protocol):
+    """The trigger book as the lifecycle sees it: an order just committed ``open`` is to be armed.
+
+    Best effort: a book that did not hear of it arms it from the store when it (re)starts."""
+
+    async def arm(self, order_id: str) -> None: ...
+
+
 class Clock(Protocol):
     def time(self) -> float: ...
 
@@ -176,6 +184,13 @@ class DispatcherStores:
     starts: StartLimiter
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerStores:
+    orders: Any  # engine.waiting.TriggerOrders
+    events: EventFeed
+    queue: Any  # engine.waiting.LaneQueue
+
+
 class Connector(Protocol):
     """Opens the stores each engine process needs; handed to the actors by the composition root.
 
@@ -187,6 +202,8 @@ class Connector(Protocol):
     async def pool_ledger(self) -> PoolLedger: ...
 
     async def dispatcher_stores(self, *, starts_per_window: int, window_s: float) -> DispatcherStores: ...
+
+    async def trigger_stores(self) -> TriggerStores: ...
 
 
 class EngineGateway(Protocol):
@@ -207,6 +224,20 @@ class EngineGateway(Protocol):
 
     async def health(self) -> dict[str, Any]:
         """``{"ok": bool, ...}``; never raises."""
+        ...
+
+    async def disarm(self, order_id: str) -> bool:
+        """Take a cancelled order out of the trigger book (it would not fire anyway: the store says cancelled)."""
+        ...
+
+    async def trigger_stats(self) -> dict[str, Any]: ...
+
+    async def shock_token(self, symbol: str, move_bps: float) -> tuple[float, float]:
+        """Move the market's reference price of a token (USD before, after)."""
+        ...
+
+    async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
+        """Move one pool's price with a real trade, recorded as a shock."""
         ...
 
     async def close(self) -> None: ...
@@ -247,7 +278,10 @@ class QueueFigures(Protocol):
 
 
 class ApiOrderStore(OrderIntake, OrderReads, Protocol):
-    """The order store as the API uses it: taking orders in, reading them back."""
+    """The order store as the API uses it: taking orders in, reading them back, cancelling."""
+
+    async def transition(self, order_id: str, to: OrderStatus, *, attempt: int, details: dict[str, Any],
+                         expected: Any = None, expected_seq: int | None = None) -> StatusEvent: ...  # fmt: skip
 
 
 class ApiQueue(WorkQueue, QueueFigures, Protocol):

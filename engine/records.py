@@ -15,7 +15,8 @@ from typing import Any
 
 from sim.orders import FINAL_STATUSES, OrderStatus
 
-ORDER_TYPES = frozenset({"market", "limit", "sniper"})
+ORDER_TYPES = frozenset({"market", "limit", "stop_loss", "take_profit", "trailing_stop", "sniper"})
+WAITING_TYPES = ORDER_TYPES - {"market"}
 
 
 def utc(value: datetime) -> datetime:
@@ -50,10 +51,15 @@ class NewOrder:
     slippage_bps: int
     type: str = "market"
     order_id: str | None = None
+    trigger: dict[str, Any] | None = None  # what a waiting order waits for (engine.waiting)
+    expires_at: datetime | None = None  # when it stops waiting
 
     def __post_init__(self) -> None:
         if self.type not in ORDER_TYPES:
             raise ValueError(f"unknown order type {self.type!r}")
+        waiting = self.type in WAITING_TYPES
+        if waiting != (self.trigger is not None) or waiting != (self.expires_at is not None):
+            raise ValueError("a waiting order has a trigger and an expiry; a market order has neither")
         if isinstance(self.amount_in, bool) or not isinstance(self.amount_in, int) or self.amount_in <= 0:
             raise ValueError("amount_in must be a positive integer of base units")
         if isinstance(self.slippage_bps, bool) or not isinstance(self.slippage_bps, int):
@@ -129,10 +135,17 @@ class OrderRecord:
     idempotency_key: str | None = None
     request_hash: str | None = field(default=None, repr=False)
     client_id: str | None = None
+    trigger: dict[str, Any] | None = None
+    expires_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def waits(self) -> bool:
+        """A limit, stop-loss, take-profit, trailing-stop or sniper order (not a market order)."""
+        return self.type in WAITING_TYPES
 
 
 @dataclass(frozen=True, slots=True)

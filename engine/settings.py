@@ -133,6 +133,9 @@ class ApiSettings(BaseModel):
     ws_resubscribe_s: float = Field(10.0, gt=0)  # without a subscription (Redis down), try again this often
     ws_first_message_timeout_s: float = Field(30.0, gt=0)  # the upgrade on /api/orders/execute
     probe_timeout_s: float = Field(2.0, gt=0)
+    # POST /api/sim/shock and friends: for tests, demos and load scenarios. On for a local
+    # engine; turn it off where the market must only move by itself.
+    sim_controls: bool = True
     # Publishing the first event and queueing a stored order wait at most this
     # long; past it the order is still accepted (clients replay, the sweep queues).
     redis_timeout_s: float = Field(2.0, gt=0)

@@ -1,4 +1,8 @@
-"""The seed's demo client: submit orders at once, follow each on its WebSocket."""
+"""The seed's demo client: submit orders at once, follow each on its WebSocket.
+
+Beside the market orders it places a limit and a stop-loss, then moves the
+market so that each fires (``runtime.demo_waiting``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ from typing import Any
 
 import httpx
 import websockets
+
+from runtime.demo_waiting import DROP_BPS, LIFT_BPS, cancel_if_waiting, move_market, price_of, waiting_orders
+
+FINAL = ("confirmed", "failed", "cancelled", "expired")
 
 DEMO_ORDERS: list[dict[str, Any]] = [
     {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5", "slippageBps": 100},
@@ -34,6 +42,10 @@ def _line(tag: str, event: dict[str, Any]) -> str:
         text += f" expected {details.get('expectedOut')} min {details.get('minOut')}"
     elif status == "submitted":
         text += f" tx {str(details.get('txSignature'))[:16]}..."
+    elif status == "open":
+        text += f" waiting for {details.get('waitingFor')}"
+    elif status == "triggered":
+        text += f" at {details.get('priceSeen')} on {details.get('poolId')}"
     elif status == "confirmed":
         text += (
             f" out {details.get('amountOut')} @ {details.get('executedPrice')}"
@@ -47,7 +59,8 @@ def _line(tag: str, event: dict[str, Any]) -> str:
     return text
 
 
-async def _follow(base: str, order: dict[str, Any], tag: str) -> dict[str, Any]:
+async def _follow(base: str, order: dict[str, Any], tag: str,
+                  opened: asyncio.Queue[str] | None = None) -> dict[str, Any]:  # fmt: skip
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         reply = await http.post("/api/orders/execute", json=order)
@@ -55,7 +68,8 @@ async def _follow(base: str, order: dict[str, Any], tag: str) -> dict[str, Any]:
         print(f"[{tag}] rejected {reply.status_code}: {reply.text}")
         return {"tag": tag, "status": "rejected", "seconds": 0.0, "order": order}
     order_id = reply.json()["orderId"]
-    print(f"[{tag}] accepted {order['amountIn']} {order['tokenIn']} -> {order['tokenOut']}: {order_id}")
+    kind = order.get("type", "market")
+    print(f"[{tag}] accepted {kind} {order['amountIn']} {order['tokenIn']} -> {order['tokenOut']}: {order_id}")
     ws_url = base.replace("http", "ws", 1) + f"/api/orders/{order_id}/ws"
     last: dict[str, Any] = {}
     async with websockets.connect(ws_url) as socket:
@@ -65,7 +79,9 @@ async def _follow(base: str, order: dict[str, Any], tag: str) -> dict[str, Any]:
                 continue
             print(_line(tag, event), flush=True)
             last = event
-            if event["status"] in ("confirmed", "failed"):
+            if event["status"] == "open" and opened is not None:
+                opened.put_nowait(order_id)
+            if event["status"] in FINAL:
                 break
     return {
         "tag": tag,
@@ -77,19 +93,46 @@ async def _follow(base: str, order: dict[str, Any], tag: str) -> dict[str, Any]:
     }
 
 
-async def run_demo_client(base: str, count: int = 5) -> int:
+async def _waiting(base: str, first_tag: int, wait_s: float) -> list[dict[str, Any]]:
+    """A limit and a stop-loss, armed, then the market moved up (the limit fires) and down (the stop)."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        price = await price_of(http, "1")
+        opened: asyncio.Queue[str] = asyncio.Queue()
+        tags = [f"order {first_tag + i}" for i in range(2)]
+        follows = [asyncio.ensure_future(_follow(base, o, t, opened)) for o, t in zip(waiting_orders(price, "1"), tags)]
+        ids: list[str] = []
+        try:
+            while len(ids) < len(follows):
+                ids.append(await asyncio.wait_for(opened.get(), wait_s))
+        except TimeoutError:
+            pass  # one was refused or never armed: its follow says why
+        for move in (LIFT_BPS, DROP_BPS):
+            print(f"[market] moving {await move_market(http, move)}", flush=True)
+            await asyncio.sleep(wait_s / 4)
+        await asyncio.wait(follows, timeout=wait_s)
+        for order_id in ids:  # what did not fire in time is cancelled: every order ends
+            await cancel_if_waiting(http, order_id)
+        return [await f for f in follows]
+
+
+async def run_demo_client(base: str, count: int = 5, *, waiting: bool = True, wait_s: float = 20.0) -> int:
     orders = [DEMO_ORDERS[i % len(DEMO_ORDERS)] for i in range(count)]
-    print(f"submitting {count} orders at once to {base}\n")
-    results = await asyncio.gather(*(_follow(base, o, f"order {i + 1}") for i, o in enumerate(orders)))
+    print(f"submitting {count} market orders at once to {base}" + (", then a limit and a stop-loss" if waiting else "") + "\n")
+    market = asyncio.gather(*(_follow(base, o, f"order {i + 1}") for i, o in enumerate(orders)))
+    waits = _waiting(base, count + 1, wait_s) if waiting else asyncio.sleep(0, result=[])
+    results, waited = await asyncio.gather(market, waits)
+    results = [*results, *waited]
     print("\nsummary")
     for r in results:
-        o, d = r["order"], r["details"]
+        o, d = r["order"], r.get("details") or {}
         outcome = r["status"]
         if outcome == "confirmed":
             outcome += f": {d.get('amountOut')} {o['tokenOut']} via {d.get('dex')}"
         elif d.get("error"):
             outcome += f": {d['error'].get('code')}"
-        print(f"  {r['tag']}: {o['amountIn']} {o['tokenIn']} -> {o['tokenOut']}  {outcome}  ({r['seconds']:.1f}s)")
+        kind = o.get("type", "market")
+        print(f"  {r['tag']}: {kind} {o['amountIn']} {o['tokenIn']} -> {o['tokenOut']}  {outcome}  ({r['seconds']:.1f}s)")
     ok = sum(r["status"] == "confirmed" for r in results)
-    print(f"\n{ok} confirmed, {sum(r['status'] == 'failed' for r in results)} failed, of {count}")
-    return 0 if all(r["status"] in ("confirmed", "failed") for r in results) else 1
+    counts = ", ".join(f"{sum(r['status'] == s for r in results)} {s}" for s in ("failed", "cancelled", "expired"))
+    print(f"\n{ok} confirmed, {counts}, of {len(results)}")
+    return 0 if all(r["status"] in FINAL for r in results) else 1

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from serve.api_docs import API_DESCRIPTION, COMMON_RESPONSES, TAGS
 from serve.errors import install_error_handlers
 from serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware, ClientLimits
-from serve.routers import market, operations, orders, streams
+from serve.routers import market, operations, orders, simulation, streams
 from serve.services import ServicesFactory
 
 
@@ -75,6 +75,6 @@ def create_app(
     # Outermost: a too-large body is refused before anything else reads it.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
     # Orders first: its literal /api/orders/execute must match before /api/orders/{orderId}.
-    for router in (orders.router, streams.router, market.router, operations.router):
+    for router in (orders.router, streams.router, market.router, operations.router, simulation.router):
         app.include_router(router)
     return app

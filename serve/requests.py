@@ -53,6 +53,18 @@ SlippageBps = Annotated[
     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 5000}),
 ]
 
+TrailingBps = Annotated[
+    NumberOrText,
+    PlainValidator(_number_or_text("must be an integer number of basis points")),
+    WithJsonSchema({"type": "integer", "minimum": 50, "maximum": 5000}),
+]
+
+Expiry = Annotated[
+    NumberOrText,
+    PlainValidator(_number_or_text('must be an ISO 8601 time such as "2030-01-01T00:00:00Z" or unix milliseconds')),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]}),
+]
+
 SlippageFraction = Annotated[
     NumberOrText,
     PlainValidator(_number_or_text("must be a fraction such as 0.01 (1 %)")),
@@ -78,6 +90,24 @@ EXECUTE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "The original spec's field names: amount, and slippage as a fraction (0.01 = 1 %)",
         "value": {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 2, "slippage": 0.01},
     },
+    "limit": {
+        "summary": "Limit order: sell 2 SOL once the best route pays at least 180 USDC per SOL",
+        "value": {"type": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2", "limitPrice": "180",
+                  "expiresAt": "2030-01-01T00:00:00Z"},
+    },
+    "stop_loss": {
+        "summary": "Stop-loss: sell 2 SOL as a market order once it pays 140 USDC per SOL or less",
+        "value": {"type": "stop_loss", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2", "triggerPrice": "140",
+                  "slippageBps": 300},
+    },
+    "take_profit": {
+        "summary": "Take-profit: sell 2 SOL as a market order once it pays 200 USDC per SOL or more",
+        "value": {"type": "take_profit", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2", "triggerPrice": "200"},
+    },
+    "trailing_stop": {
+        "summary": "Trailing stop: sell 2 SOL once the price falls 5 % below its highest since the order was armed",
+        "value": {"type": "trailing_stop", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2", "trailingBps": 500},
+    },
     "two_hop": {
         "summary": "BONK to USDC (routed through SOL when that pays more)",
         "value": {"type": "market", "tokenIn": "BONK", "tokenOut": "USDC", "amountIn": "5000000", "slippageBps": 150},
@@ -93,8 +123,9 @@ class ExecuteOrderRequest(CamelModel):
     type: OrderTypeName = Field(
         "market",
         validation_alias=AliasChoices("type", "orderType"),
-        description="Order type. Only `market` is executed today; `limit` and `sniper` are "
-        "planned and answered with 422 UNSUPPORTED_ORDER_TYPE. Alias: `orderType`.",
+        description="Order type: `market` (executes now), or one that waits: `limit` (with `limitPrice`), "
+        "`stop_loss` and `take_profit` (with `triggerPrice`), `trailing_stop` (with `trailingBps`). `sniper` "
+        "is planned and answered with 422 UNSUPPORTED_ORDER_TYPE. Alias: `orderType`.",
         examples=["market"],
     )
     token_in: TokenRef = Field(
@@ -122,4 +153,30 @@ class ExecuteOrderRequest(CamelModel):
         description="Alias of slippageBps as a fraction, for clients written for the original spec: "
         "0.01 is 1 % (100 bps); 0.0001..0.5.",
         examples=[0.01],
+    )
+    limit_price: DecimalAmount | None = Field(
+        None,
+        description="limit orders: the least tokenOut per one tokenIn the whole order may execute at (its "
+        "exact quoted output divided by its input). It fires as soon as the best route pays that, and executes "
+        "with exactly `amountIn × limitPrice` as its minimum out.",
+        examples=["180"],
+    )
+    trigger_price: DecimalAmount | None = Field(
+        None,
+        description="stop_loss: fires when the executable price (tokenOut per tokenIn) falls to or below it; "
+        "take_profit: when it rises to or above it. Then executes as a market order with `slippageBps` "
+        "(default 500).",
+        examples=["140"],
+    )
+    trailing_bps: TrailingBps | None = Field(
+        None,
+        description="trailing_stop: 50..5000. The trigger follows the highest executable price seen since the "
+        "order was armed, at `high × (1 − trailingBps/10000)`, and only ever moves up.",
+        examples=[500],
+    )
+    expires_at: Expiry | None = Field(
+        None,
+        description="Orders that wait: when they stop waiting, as ISO 8601 (`2030-01-01T00:00:00Z`) or unix "
+        "milliseconds. Default 24 h from now, at most 30 days.",
+        examples=["2030-01-01T00:00:00Z"],
     )

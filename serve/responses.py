@@ -91,6 +91,11 @@ class OrderView(CamelModel):
     tx_signature: str | None = None
     error: OrderError | None = None
     idempotency_key: str | None = None
+    waiting_for: dict[str, Any] | None = Field(
+        None, description="Orders that wait: what for (limitPrice and minAmountOut, triggerPrice and "
+        "triggerAmountOut, or trailingBps with the highPrice seen and the triggerPrice it makes) and expiresAt.",
+    )
+    expires_at: str | None = Field(None, description="Orders that wait: when they stop waiting.")
     created_at: str
     updated_at: str
     ws_path: str

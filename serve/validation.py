@@ -11,18 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from serve.amounts import human
 from serve.errors import ApiError
 from serve.requests import ExecuteOrderRequest, NumberOrText
+from engine.waiting import DEFAULT_TRIGGERED_SLIPPAGE_BPS
+from serve.waiting_terms import WAITING_TYPES, WaitingTerms, refuse_market_extras, waiting_terms
 from sim.tokens import InvalidAmount, Token, TokenRegistry, UnknownToken, format_decimal, to_base_units
 
 U64_MAX = 2**64 - 1  # an SPL token account holds at most this many base units
 MAX_AMOUNT_CHARS = 64
-SUPPORTED_TYPES = ("market",)
-PLANNED_TYPES = ("limit", "sniper")
+SUPPORTED_TYPES = ("market", *WAITING_TYPES)
+PLANNED_TYPES = ("sniper",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +38,14 @@ class ValidOrder:
     amount_in: int
     amount_in_decimal: str
     slippage_bps: int
+    waiting: WaitingTerms | None = None
 
     def request_hash(self) -> str:
         """Same meaning, same hash: "1.5" and 1.5, amount and amountIn, SOL and its mint."""
-        canonical = json.dumps(
-            [self.type, self.token_in.mint, self.token_out.mint, self.amount_in, self.slippage_bps],
-            separators=(",", ":"),
-        )
+        parts: list[Any] = [self.type, self.token_in.mint, self.token_out.mint, self.amount_in, self.slippage_bps]
+        if self.waiting is not None:
+            parts += list(self.waiting.asked)  # the expiry as sent: a defaulted one moves with the clock
+        canonical = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def new_order(self) -> Any:
@@ -56,6 +60,8 @@ class ValidOrder:
             amount_in=self.amount_in,
             amount_in_decimal=self.amount_in_decimal,
             slippage_bps=self.slippage_bps,
+            trigger=None if self.waiting is None else self.waiting.trigger,
+            expires_at=None if self.waiting is None else self.waiting.expires_at,
         )
 
 
@@ -250,12 +256,12 @@ def _order_type(raw: str, problems: Problems) -> str:
         raise ApiError(
             422,
             "UNSUPPORTED_ORDER_TYPE",
-            f"type: {order_type!r} orders are not supported yet; only 'market' orders are executed",
-            [{"field": "type", "location": "body", "message": "only 'market' is supported",
+            f"type: {order_type!r} orders are not supported yet; supported: {', '.join(SUPPORTED_TYPES)}",
+            [{"field": "type", "location": "body", "message": f"supported: {', '.join(SUPPORTED_TYPES)}",
               "type": "UNSUPPORTED_ORDER_TYPE", "supported": list(SUPPORTED_TYPES)}],
         )  # fmt: skip
     if order_type not in SUPPORTED_TYPES:
-        problems.add("UNSUPPORTED_ORDER_TYPE", "type", f"unknown order type {raw!r}; use 'market'",
+        problems.add("UNSUPPORTED_ORDER_TYPE", "type", f"unknown order type {raw!r}; use one of {', '.join(SUPPORTED_TYPES)}",
                      supported=list(SUPPORTED_TYPES))  # fmt: skip
     return order_type
 
@@ -281,12 +287,24 @@ def validate_order(
     elif req.amount_in is not None and req.amount is not None and str(req.amount_in) != str(req.amount):
         problems.add("VALIDATION_ERROR", "amount", "is an alias of amountIn; send one of them")
     parsed = parse_amount(amount_raw, token_in, amount_field, problems)
-    slippage = parse_slippage(
-        req.slippage_bps, req.slippage, problems, default=default_slippage_bps, maximum=max_slippage_bps
-    )
+    waiting: WaitingTerms | None = None
+    if order_type == "limit":
+        # Its limit is its minimum out: a slippage on top would only make it worse than asked.
+        for field, value in (("slippageBps", req.slippage_bps), ("slippage", req.slippage)):
+            if value is not None:
+                problems.add("INVALID_SLIPPAGE", field, "a limit order executes at its limit price; it takes no slippage")
+        slippage: int | None = 0
+    else:
+        default = DEFAULT_TRIGGERED_SLIPPAGE_BPS if order_type in WAITING_TYPES else default_slippage_bps
+        slippage = parse_slippage(req.slippage_bps, req.slippage, problems, default=default, maximum=max_slippage_bps)
+    if order_type in WAITING_TYPES:
+        waiting = waiting_terms(req, order_type, token_in, token_out, parsed[0] if parsed else None, problems,
+                                now=datetime.now(UTC))  # fmt: skip
+    elif order_type == "market":
+        refuse_market_extras(req, problems)
     problems.raise_if_any()
     assert token_in is not None and token_out is not None and parsed is not None and slippage is not None
-    return ValidOrder(order_type, token_in, token_out, parsed[0], parsed[1], slippage)
+    return ValidOrder(order_type, token_in, token_out, parsed[0], parsed[1], slippage, waiting)
 
 
 def validate_quote(

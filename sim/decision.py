@@ -9,7 +9,7 @@ a client sees them is the API's business.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sim.pools.base import Pool, SimError, SwapQuote
@@ -120,6 +120,33 @@ def why(route: Route, quotes: Sequence[VenueQuote | QuoteFailure]) -> str:
     edge = (route.amount_out - second) * 10_000 / second if second else float("inf")
     what = "best output" if route.kind == "single" else f"{route.kind.replace('_', '-')} route pays most"
     return f"{what}; {edge:.1f} bps more than {runner_up.dex}"
+
+
+def route_pool_ids(
+    pool_tokens: Mapping[str, Iterable[str]], token_in: str, token_out: str, policy: RoutingPolicy
+) -> list[str]:
+    """The pools that can take part in a route from token_in to token_out (direct, or two-hop
+    through the policy's intermediates), from each pool's pair of token symbols."""
+    wanted: list[set[str]] = [{token_in, token_out}]
+    if policy.allow_two_hop:
+        for via in policy.intermediates:
+            if via not in (token_in, token_out):
+                wanted += [{token_in, via}, {via, token_out}]
+    return [pool_id for pool_id, pair in pool_tokens.items() if set(pair) in wanted]
+
+
+def best_route_or_none(
+    pools: Sequence[Pool], token_in: str, token_out: str, amount_in: int, now: float, policy: RoutingPolicy
+) -> Route | None:
+    """The route ``decide_route`` would take, or None when it would refuse (what a trigger compares)."""
+    try:
+        route = find_best_route(
+            pools, token_in, token_out, amount_in, now,
+            allow_split=policy.allow_split, allow_two_hop=policy.allow_two_hop, intermediates=policy.intermediates,
+        )  # fmt: skip
+    except SimError:
+        return None
+    return None if route.price_impact_bps > policy.max_price_impact_bps else route
 
 
 def decide_route(

@@ -236,6 +236,19 @@ class Market:
 
     # -- moving --------------------------------------------------------------------
 
+    def shock(self, symbol: str, move_bps: float) -> tuple[float, float]:
+        """Move a token's reference price by ``move_bps`` (signed) for good: its anchor moves too,
+        so mean reversion keeps it there. Returns the USD price before and after."""
+        if symbol not in self._log_price:
+            raise KeyError(symbol)
+        if not -10_000 < move_bps:
+            raise ValueError("a price cannot fall by 100 % or more")
+        before = self.reference_price(symbol)
+        step = math.log1p(move_bps / 10_000)
+        self._log_price[symbol] += step
+        self._anchor[symbol] += step
+        return before, self.reference_price(symbol)
+
     def _advance_prices(self, dt: float) -> None:
         shocks = self._rng.standard_normal(len(self._symbols))
         for symbol, z in zip(self._symbols, shocks):

@@ -3,7 +3,13 @@
 pending -> routing -> building -> submitted -> confirmed | failed.
 A transient failure sends an order back to ``pending`` (queued again, with
 the reason) to be routed afresh after a backoff; after the last retry it is
-``failed``. ``confirmed`` and ``failed`` are final.
+``failed``.
+
+An order that waits (limit, stop-loss, take-profit, trailing stop) goes
+pending -> open (armed) -> triggered -> routing -> ..., or ends open ->
+cancelled | expired; a limit whose minimum out the market no longer pays
+goes back to open from routing, building or submitted. ``confirmed``,
+``failed``, ``cancelled`` and ``expired`` are final.
 """
 
 from __future__ import annotations
@@ -20,23 +26,34 @@ class OrderStatus(StrEnum):
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
     FAILED = "failed"
+    OPEN = "open"
+    TRIGGERED = "triggered"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED})
+FINAL_STATUSES = frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
+# Not final, but nothing runs them: they wait for the market (the trigger book holds them).
+WAITING_STATUSES = frozenset({OrderStatus.OPEN})
+# What the engine must run to an end: neither final nor waiting.
+ACTIVE_STATUSES = frozenset(OrderStatus) - FINAL_STATUSES - WAITING_STATUSES
 
+_S = OrderStatus
 _ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PENDING: frozenset({OrderStatus.ROUTING, OrderStatus.FAILED}),
-    OrderStatus.ROUTING: frozenset({OrderStatus.BUILDING, OrderStatus.PENDING, OrderStatus.FAILED}),
-    OrderStatus.BUILDING: frozenset({OrderStatus.SUBMITTED, OrderStatus.PENDING, OrderStatus.FAILED}),
-    OrderStatus.SUBMITTED: frozenset(
-        {OrderStatus.CONFIRMED, OrderStatus.PENDING, OrderStatus.FAILED}
-    ),
-    OrderStatus.CONFIRMED: frozenset(),
-    OrderStatus.FAILED: frozenset(),
+    _S.PENDING: frozenset({_S.ROUTING, _S.FAILED, _S.OPEN, _S.CANCELLED, _S.EXPIRED}),
+    _S.OPEN: frozenset({_S.TRIGGERED, _S.CANCELLED, _S.EXPIRED}),
+    _S.TRIGGERED: frozenset({_S.ROUTING, _S.FAILED, _S.CANCELLED}),
+    _S.ROUTING: frozenset({_S.BUILDING, _S.PENDING, _S.FAILED, _S.OPEN}),
+    _S.BUILDING: frozenset({_S.SUBMITTED, _S.PENDING, _S.FAILED, _S.OPEN}),
+    _S.SUBMITTED: frozenset({_S.CONFIRMED, _S.PENDING, _S.FAILED, _S.OPEN}),
+    _S.CONFIRMED: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.CANCELLED: frozenset(),
+    _S.EXPIRED: frozenset(),
 }
 
 
@@ -82,13 +99,13 @@ class RetryPolicy:
 def transaction_signature(order_id: str, pool_id: str, leg: int = 0) -> str:
     """A deterministic base58 signature-like id for a simulated transaction."""
     digest = hashlib.sha512(f"{order_id}:{pool_id}:{leg}".encode()).digest()
-    return _b58encode(digest)
+    return b58encode(digest)
 
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
-def _b58encode(data: bytes) -> str:
+def b58encode(data: bytes) -> str:
     n = int.from_bytes(data, "big")
     out = []
     while n:

@@ -54,6 +54,17 @@ class TokenRegistry:
             self._by_symbol[token.symbol.upper()] = token
             self._by_mint[token.mint] = token
 
+    def add(self, token: Token) -> bool:
+        """Learn a launched token; False when it is known already. A symbol or mint taken by another raises."""
+        known = self._by_symbol.get(token.symbol.upper()) or self._by_mint.get(token.mint)
+        if known == token:
+            return False
+        if known is not None:
+            raise ValueError(f"token {token.symbol} ({token.mint}) clashes with {known.symbol} ({known.mint})")
+        self._by_symbol[token.symbol.upper()] = token
+        self._by_mint[token.mint] = token
+        return True
+
     def resolve(self, ref: str) -> Token:
         token = self._by_mint.get(ref) or self._by_symbol.get(ref.upper())
         if token is None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from engine.ports import DispatcherStores, ExecutorStores
+from engine.ports import DispatcherStores, ExecutorStores, TriggerStores
 from storage.db import open_pool
 from storage.events import EventBus
 from storage.orders import OrderStore
@@ -43,6 +43,13 @@ class StorageConnector:
         starts = SlidingWindowLimiter(redis, limit=starts_per_window, window_s=window_s, prefix="engine:starts")
         db = await open_pool(self.database_url, min_size=1, max_size=2)
         return DispatcherStores(orders=OrderStore(db), queue=queue, starts=starts)
+
+    async def trigger_stores(self) -> TriggerStores:
+        redis = open_redis(self.redis_url)
+        queue = OrderQueue(redis)
+        await queue.ensure_group()
+        db = await open_pool(self.database_url, min_size=1, max_size=4)
+        return TriggerStores(orders=OrderStore(db), events=EventBus(redis), queue=queue)
 
 
 class StoreHealthChecks:

@@ -22,7 +22,7 @@ from psycopg import AsyncConnection, errors, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from sim.orders import InvalidTransition, OrderStatus, can_transition, predecessors
+from sim.orders import ACTIVE_STATUSES, InvalidTransition, OrderStatus, can_transition, predecessors
 from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, parse_uuid, utc
 from storage._codec import jsonb, to_int
 from engine.errors import (
@@ -43,8 +43,10 @@ MAX_PAGE = 500
 _ORDER_COLUMNS = sql.SQL(
     "id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, slippage_bps, "
     "status, seq, attempts, dex, pool_id, route, amount_out, executed_price, fee, price_impact_bps, "
-    "tx_signature, error_code, error_message, idempotency_key, request_hash, client_id, created_at, updated_at"
+    "tx_signature, error_code, error_message, idempotency_key, request_hash, client_id, created_at, updated_at, "
+    "trigger, expires_at"
 )
+_ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 
 
 def _order_from_row(row: Mapping[str, Any]) -> OrderRecord:
@@ -76,6 +78,8 @@ def _order_from_row(row: Mapping[str, Any]) -> OrderRecord:
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
         client_id=row["client_id"],
+        trigger=row["trigger"],
+        expires_at=None if row["expires_at"] is None else utc(row["expires_at"]),
     )
 
 
@@ -128,6 +132,7 @@ _FIELD_ADAPTERS: dict[str, Any] = {
     "tx_signature": _as_text,
     "error_code": _as_text,
     "error_message": _as_text,
+    "trigger": lambda _name, value: jsonb(value),
 }
 TRANSITION_FIELDS = frozenset(_FIELD_ADAPTERS)
 
@@ -207,13 +212,14 @@ class OrderStore:
         first_details = dict(details) if details is not None else {"queued": True}
         insert = sql.SQL(
             "INSERT INTO orders (id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, "
-            "slippage_bps, status, seq, attempts, idempotency_key, request_hash, client_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 1, 1, %s, %s, %s) "
+            "slippage_bps, status, seq, attempts, idempotency_key, request_hash, client_id, trigger, expires_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 1, 1, %s, %s, %s, %s, %s) "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING {}"
         ).format(_ORDER_COLUMNS)
         params = (
             order_id, new.type, new.token_in, new.token_out, new.mint_in, new.mint_out, new.amount_in,
             new.amount_in_decimal, new.slippage_bps, idempotency_key, request_hash, client_id,
+            None if new.trigger is None else jsonb(new.trigger), new.expires_at,
         )  # fmt: skip
         async with (
             self._pool.connection() as conn,
@@ -377,12 +383,13 @@ class OrderStore:
     async def unfinished_orders(
         self, older_than_s: float = 0, *, limit: int | None = None
     ) -> list[OrderRecord]:
-        """Orders not yet final whose last change is at least ``older_than_s`` old, oldest first."""
+        """Orders the engine must run (neither final nor waiting for the market) whose last change
+        is at least ``older_than_s`` old, oldest first."""
         query = sql.SQL(
-            "SELECT {} FROM orders WHERE status NOT IN ('confirmed', 'failed') "
+            "SELECT {} FROM orders WHERE status = ANY(%s) "
             "AND updated_at <= clock_timestamp() - make_interval(secs => %s) ORDER BY created_at, id {}"
         ).format(_ORDER_COLUMNS, sql.SQL("LIMIT %s") if limit is not None else sql.SQL(""))
-        params: list[Any] = [float(older_than_s)]
+        params: list[Any] = [_ACTIVE, float(older_than_s)]
         if limit is not None:
             params.append(limit)
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -391,18 +398,55 @@ class OrderStore:
         return [_order_from_row(row) for row in rows]
 
     async def oldest_unfinished(self) -> OldestOpenOrder | None:
-        """The non-final order accepted first, with its age and how long since it last changed."""
+        """The order accepted first of those the engine must run (waiting ones wait by design),
+        with its age and how long since it last changed."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT id::text, status, extract(epoch FROM clock_timestamp() - created_at),"
                 " extract(epoch FROM clock_timestamp() - updated_at) FROM orders"
-                " WHERE status NOT IN ('confirmed', 'failed') ORDER BY created_at, id LIMIT 1"
+                " WHERE status = ANY(%s) ORDER BY created_at, id LIMIT 1",
+                (_ACTIVE,),
             )
             row = await cur.fetchone()
         if row is None:
             return None
         order_id, status, age_s, idle_s = row
         return OldestOpenOrder(order_id, status, max(0.0, float(age_s)), max(0.0, float(idle_s)))
+
+    async def open_orders(self, *, after: str | None = None, batch: int = 1000) -> list[OrderRecord]:
+        """Armed orders (``open``) in acceptance order, a page of ``batch`` after the order id ``after``."""
+        conditions = [sql.SQL("status = 'open'")]
+        params: list[Any] = []
+        if after is not None:
+            conditions.append(sql.SQL("(created_at, id) > (SELECT created_at, id FROM orders WHERE id = %s)"))
+            params.append(parse_uuid(after))
+        query = sql.SQL("SELECT {} FROM orders WHERE {} ORDER BY created_at, id LIMIT %s").format(
+            _ORDER_COLUMNS, sql.SQL(" AND ").join(conditions)
+        )
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, [*params, batch])
+            return [_order_from_row(row) for row in await cur.fetchall()]
+
+    async def open_order_ids(self) -> set[str]:
+        """The ids of every armed order (``open``): what the trigger book reconciles against."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT id::text FROM orders WHERE status = 'open'")
+            return {order_id for (order_id,) in await cur.fetchall()}
+
+    async def record_trailing_highs(self, highs: Mapping[str, Mapping[str, Any]]) -> int:
+        """Keep the trailing stops' high-water marks (order id -> ``{"highOut", "highPrice"}``), in one
+        statement; only orders still open move. Returns how many rows moved."""
+        if not highs:
+            return 0
+        ids = [parse_uuid(order_id) for order_id in highs]
+        values = [jsonb(dict(high)) for high in highs.values()]
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE orders o SET trigger = o.trigger || h.high FROM unnest(%s::uuid[], %s::jsonb[]) AS h(id, high) "
+                "WHERE o.id = h.id AND o.status = 'open'",
+                (ids, values),
+            )
+            return cur.rowcount
 
     async def count_by_status(self) -> dict[str, int]:
         """Every status with its count (zero included)."""

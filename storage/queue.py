@@ -6,6 +6,9 @@
 * A restarted consumer takes back its own unacked entries with
   ``pending_for``; entries of a dead consumer are taken over with
   ``claim_stale`` (XAUTOCLAIM).
+* Two lanes: orders fired by a stop (and snipers) go to ``orders:queue:priority``,
+  which every read serves first; their message ids carry a ``p:`` prefix, so
+  ``ack`` and ``defer`` know the lane. Everything else reads both lanes.
 * Retries wait in the ZSET ``orders:delayed`` (score = due time, epoch
   seconds) until ``promote_due`` moves them atomically (Lua) into the stream.
 * If Redis lost the stream (restart without persistence), the group is
@@ -28,6 +31,7 @@ from redis.exceptions import ResponseError
 
 T = TypeVar("T")
 Entry = tuple[str, str]  # (message id, order id)
+PRIORITY_TAG = "p:"
 
 _PROMOTE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -87,21 +91,35 @@ class OrderQueue:
         *,
         delayed_key: str = "orders:delayed",
         promote_batch: int = 500,
+        priority_stream: str | None = None,
     ) -> None:
         self._redis = redis
         self.stream = stream
+        self.priority_stream = priority_stream or f"{stream}:priority"
         self.group = group
         self.delayed_key = delayed_key
         self._promote_batch = promote_batch
         self._promote = redis.register_script(_PROMOTE_DUE)
 
+    @property
+    def _lanes(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """(stream, message id tag) of each lane, the priority lane first."""
+        return (self.priority_stream, PRIORITY_TAG), (self.stream, "")
+
+    def _lane_of(self, msg_id: str) -> tuple[str, str]:
+        """(stream, Redis message id) of a message id as we hand it out."""
+        if msg_id.startswith(PRIORITY_TAG):
+            return self.priority_stream, msg_id[len(PRIORITY_TAG):]
+        return self.stream, msg_id
+
     async def ensure_group(self) -> None:
-        """Create the stream and group if missing (from the stream's start: nothing is skipped)."""
-        try:
-            await self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        """Create the streams and group if missing (from the stream's start: nothing is skipped)."""
+        for stream, _tag in self._lanes:
+            try:
+                await self._redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
 
     async def _with_group(self, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -112,49 +130,55 @@ class OrderQueue:
         await self.ensure_group()
         return await call()
 
-    async def enqueue(self, order_id: str) -> str:
+    async def enqueue(self, order_id: str, *, priority: bool = False) -> str:
+        if priority:
+            return PRIORITY_TAG + _text(await self._redis.xadd(self.priority_stream, {"order_id": order_id}))
         return _text(await self._redis.xadd(self.stream, {"order_id": order_id}))
 
     async def read(self, consumer: str, count: int = 1, block_ms: int | None = None) -> list[Entry]:
-        """New entries for ``consumer``; blocks up to ``block_ms`` (None: do not block)."""
-        read = partial(
-            self._redis.xreadgroup, self.group, consumer, {self.stream: ">"}, count=count, block=block_ms
-        )
+        """New entries for ``consumer``, the priority lane's first; blocks up to ``block_ms``
+        (None: do not block). One read of both lanes: up to ``count`` entries from each."""
+        lanes = {stream: ">" for stream, _tag in self._lanes}
+        read = partial(self._redis.xreadgroup, self.group, consumer, lanes, count=count, block=block_ms)
         return self._entries(await self._with_group(read))
 
     async def pending_for(self, consumer: str, *, batch: int = 100) -> list[Entry]:
         """Every entry delivered to ``consumer`` and not acked (to resume after a restart)."""
         entries: list[Entry] = []
-        last = "0"
-        while True:
-            read = partial(self._redis.xreadgroup, self.group, consumer, {self.stream: last}, count=batch)
-            page = self._entries(await self._with_group(read))
-            entries.extend(page)
-            if len(page) < batch:
-                return entries
-            last = page[-1][0]
+        for stream, tag in self._lanes:
+            last = "0"
+            while True:
+                read = partial(self._redis.xreadgroup, self.group, consumer, {stream: last}, count=batch)
+                page = self._entries(await self._with_group(read))
+                entries.extend(page)
+                if len(page) < batch:
+                    break
+                last = page[-1][0].removeprefix(tag)
+        return entries
 
     async def claim_stale(self, consumer: str, min_idle_ms: int, *, count: int = 100) -> list[Entry]:
         """Take over up to ``count`` entries idle for ``min_idle_ms`` in other consumers' hands."""
         claimed: list[Entry] = []
-        cursor = "0-0"
-        while len(claimed) < count:
-            claim = partial(
-                self._redis.xautoclaim,
-                self.stream, self.group, consumer, min_idle_ms, start_id=cursor, count=count - len(claimed),
-            )  # fmt: skip
-            reply = await self._with_group(claim)
-            cursor = _text(reply[0])
-            claimed.extend(self._pairs(reply[1]))
-            if cursor == "0-0":
-                break
+        for stream, tag in self._lanes:
+            cursor = "0-0"
+            while len(claimed) < count:
+                claim = partial(
+                    self._redis.xautoclaim,
+                    stream, self.group, consumer, min_idle_ms, start_id=cursor, count=count - len(claimed),
+                )  # fmt: skip
+                reply = await self._with_group(claim)
+                cursor = _text(reply[0])
+                claimed.extend(self._pairs(reply[1], tag))
+                if cursor == "0-0":
+                    break
         return claimed
 
     async def ack(self, msg_id: str) -> bool:
         """Acknowledge and delete the entry; False if it was not pending."""
+        stream, msg_id = self._lane_of(msg_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, msg_id)
-            pipe.xdel(self.stream, msg_id)
+            pipe.xack(stream, self.group, msg_id)
+            pipe.xdel(stream, msg_id)
             acked, _deleted = await pipe.execute(raise_on_error=False)
         if isinstance(acked, ResponseError):
             if _is_nogroup(acked):
@@ -163,11 +187,14 @@ class OrderQueue:
         return bool(acked)
 
     async def defer(self, msg_id: str, order_id: str, due_at: float) -> None:
-        """Atomically: schedule a retry of ``order_id`` and ack its current entry."""
+        """Atomically: schedule a retry of ``order_id`` and ack its current entry.
+
+        A retry comes back in the normal lane: the priority was for the firing, not for retries."""
+        stream, msg_id = self._lane_of(msg_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self.delayed_key, {order_id: due_at})
-            pipe.xack(self.stream, self.group, msg_id)
-            pipe.xdel(self.stream, msg_id)
+            pipe.xack(stream, self.group, msg_id)
+            pipe.xdel(stream, msg_id)
             await pipe.execute(raise_on_error=False)
 
     async def promote_due(self, now: float) -> int:
@@ -190,54 +217,66 @@ class OrderQueue:
 
     async def depth(self) -> QueueDepth:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xlen(self.stream)
-            pipe.xpending(self.stream, self.group)
+            for stream, _tag in self._lanes:
+                pipe.xlen(stream)
+                pipe.xpending(stream, self.group)
             pipe.zcard(self.delayed_key)
-            length, pending_info, delayed = await pipe.execute(raise_on_error=False)
-        for result in (length, delayed):
-            if isinstance(result, Exception):
-                raise result
-        if isinstance(pending_info, ResponseError):
-            if not _is_nogroup(pending_info):
-                raise pending_info
-            pending = 0
-        else:
-            pending = int(pending_info["pending"])
-        return QueueDepth(waiting=max(0, int(length) - pending), pending=pending, delayed=int(delayed))
+            *lanes, delayed = await pipe.execute(raise_on_error=False)
+        if isinstance(delayed, Exception):
+            raise delayed
+        waiting = pending = 0
+        for length, pending_info in zip(lanes[::2], lanes[1::2], strict=True):
+            if isinstance(length, Exception):
+                raise length
+            lane_pending = 0
+            if isinstance(pending_info, ResponseError):
+                if not _is_nogroup(pending_info):
+                    raise pending_info
+            else:
+                lane_pending = int(pending_info["pending"])
+            waiting += max(0, int(length) - lane_pending)
+            pending += lane_pending
+        return QueueDepth(waiting=waiting, pending=pending, delayed=int(delayed))
 
     async def queued_order_ids(self, *, batch: int = 1000) -> set[str]:
         """Every order id still in the stream (waiting or unacked) or waiting to retry."""
         ids: set[str] = set()
-        start = "-"
-        while True:
-            messages = await self._redis.xrange(self.stream, min=start, max="+", count=batch)
-            pairs = self._pairs(messages)
-            ids.update(order_id for _, order_id in pairs)
-            if len(messages) < batch:
-                break
-            start = "(" + _text(messages[-1][0])
+        for stream, _tag in self._lanes:
+            start = "-"
+            while True:
+                messages = await self._redis.xrange(stream, min=start, max="+", count=batch)
+                ids.update(order_id for _, order_id in self._pairs(messages))
+                if len(messages) < batch:
+                    break
+                start = "(" + _text(messages[-1][0])
         ids.update(_text(m) for m in await self._redis.zrange(self.delayed_key, 0, -1))
         return ids
 
     async def pending_entries(self, *, batch: int = 500) -> list[PendingEntry]:
         """Every entry delivered and not acknowledged, with its order and how long it has been idle."""
         entries: list[PendingEntry] = []
+        for stream, tag in self._lanes:
+            entries += await self._pending_in(stream, tag, batch)
+        return entries
+
+    async def _pending_in(self, stream: str, tag: str, batch: int) -> list[PendingEntry]:
+        entries: list[PendingEntry] = []
         start = "-"
         while True:
             try:
-                page = await self._redis.xpending_range(self.stream, self.group, start, "+", batch)
+                page = await self._redis.xpending_range(stream, self.group, start, "+", batch)
             except ResponseError as error:
                 if _is_nogroup(error):
                     return entries
                 raise
             async with self._redis.pipeline(transaction=False) as pipe:
                 for row in page:
-                    pipe.xrange(self.stream, min=row["message_id"], max=row["message_id"])
+                    pipe.xrange(stream, min=row["message_id"], max=row["message_id"])
                 found = await pipe.execute()
             for row, messages in zip(page, found, strict=True):
                 pairs = self._pairs(messages)
                 entries.append(PendingEntry(
-                    _text(row["message_id"]), pairs[0][1] if pairs else None, _text(row["consumer"]),
+                    tag + _text(row["message_id"]), pairs[0][1] if pairs else None, _text(row["consumer"]),
                     int(row["time_since_delivered"]),
                 ))  # fmt: skip
             if len(page) < batch:
@@ -250,17 +289,18 @@ class OrderQueue:
         if not reply:
             return entries
         streams = reply.items() if isinstance(reply, dict) else reply  # RESP3 gives a dict
-        for _stream, messages in streams:
-            entries.extend(self._pairs(messages))
+        by_stream = {_text(stream): messages for stream, messages in streams}
+        for stream, tag in self._lanes:  # the priority lane first
+            entries.extend(self._pairs(by_stream.get(stream), tag))
         return entries
 
     @staticmethod
-    def _pairs(messages: Any) -> list[Entry]:
+    def _pairs(messages: Any, tag: str = "") -> list[Entry]:
         pairs: list[Entry] = []
         for msg_id, fields in messages or []:
             if msg_id is None or not fields:
                 continue  # an entry deleted while pending
             order_id = fields.get(b"order_id", fields.get("order_id"))
             if order_id is not None:
-                pairs.append((_text(msg_id), _text(order_id)))
+                pairs.append((tag + _text(msg_id), _text(order_id)))
         return pairs

@@ -20,8 +20,8 @@ from engine.records import TradeRecord, utc
 from engine.records import parse_uuid
 from storage._codec import jsonb
 
-TradeKind = Literal["order", "arbitrage", "noise"]
-TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise"})
+TradeKind = Literal["order", "arbitrage", "noise", "shock"]
+TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise", "shock"})
 
 
 _TRADE_COLUMNS = sql.SQL(

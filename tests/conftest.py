@@ -32,7 +32,7 @@ from storage.db import open_pool
 from storage.redis_client import open_redis
 from storage.schema import apply_schema
 
-TABLES = ("pool_trades", "order_status_history", "pool_genesis", "orders")
+TABLES = ("pool_trades", "order_status_history", "pool_genesis", "orders", "launched_pools", "launched_tokens")
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from serve.responses import (
     RouteView,
     StatusEventView,
 )
+from engine.waiting import waiting_for
 from sim.tokens import TokenRegistry, format_decimal
 
 
@@ -93,6 +94,8 @@ def order_view(record: Any, tokens: TokenRegistry) -> OrderView:
             "txSignature": record.tx_signature,
             "error": error,
             "idempotencyKey": record.idempotency_key,
+            "waitingFor": waiting_for(record, tokens) if record.trigger is not None else None,
+            "expiresAt": None if record.expires_at is None else _timestamp(record.expires_at),
             "createdAt": _timestamp(record.created_at),
             "updatedAt": _timestamp(record.updated_at),
             "wsPath": f"/api/orders/{record.id}/ws",

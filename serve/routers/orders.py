@@ -13,6 +13,7 @@ from serve.order_ids import ORDER_ID_EXAMPLE, OrderIdPath, order_id_or_error, or
 from serve.presenters.orders import accepted_view, history_view, order_view
 from serve.responses import ExecuteOrderResponse, HistoryResponse, OrderListResponse, OrderView
 from serve.services import Services
+from engine.cancelling import NotCancellable, cancel_order
 from serve.submission import submit_order
 from sim.orders import OrderStatus
 
@@ -94,7 +95,8 @@ async def execute_order(
 async def list_orders(
     services: ServicesDep,
     status: Annotated[
-        OrderStatus | None, Query(description="Only orders in this status.", examples=["confirmed"])
+        OrderStatus | None,
+        Query(description="Only orders in this status (`open`: the orders that wait).", examples=["confirmed"]),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size (1..200).", examples=[20])] = 50,
     cursor: Annotated[str | None, Query(max_length=512, description="`nextCursor` of the previous page.")] = None,
@@ -143,6 +145,35 @@ async def execute_upgrade_info() -> JSONResponse:
 )
 async def get_order(order_id: OrderIdPath, services: ServicesDep) -> OrderView:
     return order_view(await _find_order(services, order_id), services.tokens)
+
+
+@router.delete(
+    "/api/orders/{orderId}",
+    response_model=OrderView,
+    dependencies=[Depends(limit_orders)],
+    summary="Cancel an order that waits",
+    description="Cancels a limit, stop-loss, take-profit or trailing-stop order while it waits (`open`, or "
+    "`pending`/`triggered` before it started routing): 200 with the order, now `cancelled` (its WebSocket gets "
+    "the `cancelled` event and closes). Cancelling a cancelled order again answers the same 200. A market "
+    "order, or one that has started routing or ended otherwise, is a 409 ORDER_NOT_CANCELLABLE.",
+    responses={
+        400: _BAD_ID, 404: _NO_ORDER,
+        409: error_example(409, "ORDER_NOT_CANCELLABLE", "the order is routing: only an order that waits can be "
+                           "cancelled", {"status": "routing"}),
+    },
+)  # fmt: skip
+async def cancel(order_id: OrderIdPath, services: ServicesDep) -> OrderView:
+    record = await _find_order(services, order_id)
+    try:
+        cancelled, changed = await cancel_order(services.store, services.bus, record.id)
+    except NotCancellable as exc:
+        raise ApiError(409, "ORDER_NOT_CANCELLABLE", exc.reason, {"status": str(exc.order.status)}) from None
+    if changed:
+        try:
+            await services.engine.disarm(cancelled.id)
+        except Exception:  # noqa: BLE001 — the store says cancelled: the book would not fire it anyway
+            pass
+    return order_view(cancelled, services.tokens)
 
 
 @router.get(

@@ -25,7 +25,8 @@ import ray
 import yaml
 
 from localservers import stop as stop_servers
-from tests.e2e.test_through_serve import assert_gapless, free_port, submit_and_follow
+from tests.e2e.serve_harness import free_port
+from tests.e2e.test_through_serve import assert_gapless, submit_and_follow
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import websockets
-from ray import serve
 
 from engine.settings import EngineSettings
-from runtime.root import start_api
-from tests.integration.engine_harness import base_settings, running_engine
+from tests.e2e.serve_harness import free_port, serving, stream
+from tests.integration.engine_harness import base_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +32,6 @@ DEMO = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def api(database_url: str, redis_url: str, ray_session: None) -> Iterator[str]:
     settings: EngineSettings = base_settings(
@@ -49,35 +41,8 @@ def api(database_url: str, redis_url: str, ray_session: None) -> Iterator[str]:
         market={"enabled": True, "tick_s": 0.2},
         api={"port": free_port()},
     )
-    with running_engine(settings):
-        start_api(settings)
-        base = f"http://127.0.0.1:{settings.api.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.3)
-        try:
-            yield base
-        finally:
-            serve.shutdown()
-
-
-async def stream(url: str, timeout: float = 60) -> tuple[list[dict], int | None]:
-    events = []
-    async with websockets.connect(url) as ws:
-        try:
-            while True:
-                raw = await asyncio.wait_for(ws.recv(), timeout)
-                event = json.loads(raw)
-                if "status" in event and "seq" in event:
-                    events.append(event)
-        except websockets.ConnectionClosed as closed:
-            return events, closed.rcvd.code if closed.rcvd else None
+    with serving(settings) as base:
+        yield base
 
 
 def assert_gapless(events: list[dict]) -> None:

@@ -98,7 +98,7 @@ async def test_bad_reads_are_a_4xx_naming_the_parameter(
     ("method", "path"),
     [
         ("POST", "/api/pools"), ("DELETE", "/api/pools"), ("POST", "/api/quote"), ("PUT", "/api/queue/metrics"),
-        ("POST", "/health"), ("PATCH", "/api/orders/{id}"), ("DELETE", "/api/orders/{id}"),
+        ("POST", "/health"), ("PATCH", "/api/orders/{id}"), ("PUT", "/api/orders/{id}"), ("GET", "/api/sim/shock"),
         ("POST", "/api/orders/{id}/history"), ("PUT", "/api/orders"), ("POST", "/api/orders/{id}/ws"),
     ],
 )  # fmt: skip

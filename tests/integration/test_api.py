@@ -339,7 +339,7 @@ BAD_ORDERS: list[tuple[str, Any, int, str, str | None]] = [
     ("slippage below a bp", {"tokenIn": "SOL", "tokenOut": "USDC", "amount": 1, "slippage": 0.00001}, 422,
      "INVALID_SLIPPAGE", "slippage"),
     ("slippages that disagree", {**ORDER, "slippage": 0.02}, 422, "INVALID_SLIPPAGE", "slippage"),
-    ("limit order", {**ORDER, "type": "limit"}, 422, "UNSUPPORTED_ORDER_TYPE", "type"),
+    ("limit order without its price", {**ORDER, "type": "limit", "slippageBps": None}, 422, "MISSING_PRICE", "limitPrice"),
     ("sniper order", {**ORDER, "type": "sniper"}, 422, "UNSUPPORTED_ORDER_TYPE", "type"),
     ("unknown type", {**ORDER, "type": "stop"}, 422, "UNSUPPORTED_ORDER_TYPE", "type"),
 ]  # fmt: skip
@@ -622,7 +622,7 @@ async def test_queue_metrics(env: Env, api: httpx.AsyncClient) -> None:
     assert metrics["completed"] == 0 and metrics["failed"] == 1
     assert metrics["rateLimitPerMinute"] == 100 and metrics["concurrency"] == 10
     assert metrics["byStatus"] == {"pending": 1, "routing": 1, "building": 0, "submitted": 0, "confirmed": 0,
-                                   "failed": 1}  # fmt: skip
+                                   "failed": 1, "open": 0, "triggered": 0, "cancelled": 0, "expired": 0}  # fmt: skip
     oldest = metrics["oldestNonFinal"]  # the first order is final: the second is the oldest open one
     assert oldest["orderId"] == ids[1] and oldest["status"] == "routing"
     assert metrics["oldestNonFinalAgeS"] == oldest["ageS"] >= oldest["idleS"] >= 0
@@ -880,7 +880,7 @@ async def test_ws_upgrade_on_execute_accepts_the_order_and_streams_it(env: Env, 
         (json.dumps({"tokenIn": "SOL", "tokenOut": "USDC"}), 4400, "VALIDATION_ERROR"),
         (json.dumps({**ORDER, "tokenIn": "DOGE"}), 4400, "UNKNOWN_TOKEN"),
         (json.dumps({**ORDER, "amountIn": "0"}), 4400, "INVALID_AMOUNT"),
-        (json.dumps({**ORDER, "type": "limit"}), 4400, "UNSUPPORTED_ORDER_TYPE"),
+        (json.dumps({**ORDER, "type": "twap"}), 4400, "UNSUPPORTED_ORDER_TYPE"),
         (json.dumps({**ORDER, "note": "x" * 20_000}), 4400, "PAYLOAD_TOO_LARGE"),
     ],
 )

@@ -23,7 +23,7 @@ from storage.orders import NewOrder, OrderStore, StatusEvent
 from storage.queue import OrderQueue, QueueDepth
 from storage.ratelimit import SlidingWindowLimiter
 from storage.redis_client import open_redis
-from storage.schema import apply_schema
+from storage.schema import apply_schema, migrations
 from storage.trades import PoolTradeStore, StaleSequence
 
 pytestmark = pytest.mark.integration
@@ -145,7 +145,7 @@ async def test_schema_is_applied_once(pg_pool: AsyncConnectionPool, database_url
     assert results == [[], [], []]
     async with pg_pool.connection() as conn:
         cur = await conn.execute("SELECT filename FROM schema_migrations ORDER BY filename")
-        assert [r[0] for r in await cur.fetchall()] == ["001_schema.sql"]
+        assert [r[0] for r in await cur.fetchall()] == [m.filename for m in migrations()]
 
 
 # --------------------------------------------------------------------------- #
@@ -362,7 +362,8 @@ async def test_updated_at_trigger_counts_and_unfinished(db: AsyncConnectionPool)
     )
 
     assert await store.count_by_status() == {
-        "pending": 0, "routing": 1, "building": 0, "submitted": 0, "confirmed": 0, "failed": 1
+        "pending": 0, "routing": 1, "building": 0, "submitted": 0, "confirmed": 0, "failed": 1,
+        "open": 0, "triggered": 0, "cancelled": 0, "expired": 0,
     }  # fmt: skip
     assert [o.id for o in await store.unfinished_orders()] == [a.id]
     assert await store.unfinished_orders(older_than_s=3600) == []
@@ -538,3 +539,61 @@ async def test_queued_order_ids_cover_the_stream_and_the_retries(redis_client, r
     assert await queue.queued_order_ids(batch=2) == {*waiting, "later"}
     await queue.ack(msg_id)
     assert await queue.queued_order_ids() == {*waiting, "later"} - {taken}
+
+
+async def test_the_priority_lane_is_served_first_and_every_queue_operation_sees_both_lanes(redis_client, rkey):
+    queue = OrderQueue(redis_client, stream=f"{rkey}q", group="executors", delayed_key=f"{rkey}d")
+    await queue.ensure_group()
+    normal = [await queue.enqueue(f"n{i}") for i in range(2)]
+    urgent = await queue.enqueue("stop", priority=True)
+    assert urgent.startswith("p:") and not normal[0].startswith("p:")
+    assert await queue.depth() == QueueDepth(waiting=3, pending=0, delayed=0)
+    assert await queue.queued_order_ids() == {"n0", "n1", "stop"}
+    # One read serves both lanes, the priority lane's entry first.
+    assert await queue.read("c", count=1, block_ms=100) == [(urgent, "stop"), (normal[0], "n0")]
+    assert await queue.pending_for("c") == [(urgent, "stop"), (normal[0], "n0")]
+    assert {e.msg_id for e in await queue.pending_entries()} == {urgent, normal[0]}
+    await asyncio.sleep(0.03)
+    assert sorted(await queue.claim_stale("d", min_idle_ms=10)) == sorted([(urgent, "stop"), (normal[0], "n0")])
+    assert await queue.ack(urgent) is True and await queue.ack(urgent) is False
+    await queue.defer(normal[0], "n0", time.time() - 1)  # a retry comes back in the normal lane
+    assert await queue.depth() == QueueDepth(waiting=1, pending=0, delayed=1)
+    assert await queue.promote_due(time.time()) == 1
+    assert [oid for _, oid in await queue.read("c", count=5)] == ["n1", "n0"]
+    # A blocked read wakes for an urgent order too.
+    reader = asyncio.ensure_future(queue.read("c", count=1, block_ms=5000))
+    await asyncio.sleep(0.05)
+    await queue.enqueue("late-stop", priority=True)
+    [(msg_id, order_id)] = await asyncio.wait_for(reader, 5)
+    assert order_id == "late-stop" and msg_id.startswith("p:")
+
+
+async def test_open_orders_page_in_acceptance_order_and_are_not_what_the_sweep_runs(db: AsyncConnectionPool) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.waiting import stored_trigger
+
+    store = OrderStore(db)
+    expires = datetime.now(UTC) + timedelta(hours=1)
+    ids = []
+    for i in range(5):
+        order, _ = await store.create_order(new_order(
+            type="trailing_stop", slippage_bps=500, expires_at=expires,
+            trigger=stored_trigger("trailing_stop", price=None, threshold_out=0, trailing_bps=100 + i),
+        ))  # fmt: skip
+        await store.transition(order.id, S.OPEN, attempt=0, details={})
+        ids.append(order.id)
+    market, _ = await store.create_order(new_order())
+    first = await store.open_orders(batch=3)
+    rest = await store.open_orders(after=first[-1].id, batch=3)
+    assert [o.id for o in first + rest] == ids
+    assert await store.open_order_ids() == set(ids)
+    assert first[0].trigger["trailingBps"] == 100 and first[0].expires_at == expires
+    unfinished = {o.id for o in await store.unfinished_orders()}
+    assert market.id in unfinished and not unfinished & set(ids)
+    assert await store.record_trailing_highs({ids[0]: {"highOut": "123"}, ids[1]: {"highOut": "456"}}) == 2
+    assert (await store.get_order(ids[0])).trigger == {**first[0].trigger, "highOut": "123"}
+    await store.transition(ids[1], S.CANCELLED, attempt=0, details={})
+    assert await store.record_trailing_highs({ids[1]: {"highOut": "789"}}) == 0  # only open orders move
+    with pytest.raises(ValueError, match="a waiting order has a trigger"):
+        new_order(type="limit")

@@ -66,6 +66,7 @@ class FakeOrderBook:
             mint_in=order.mint_in, mint_out=order.mint_out, amount_in=order.amount_in,
             amount_in_decimal=order.amount_in_decimal, slippage_bps=order.slippage_bps,
             status=OrderStatus.PENDING, seq=1, attempts=1, created_at=now, updated_at=now,
+            trigger=order.trigger, expires_at=order.expires_at,
         )  # fmt: skip
         self.orders[record.id] = record
         self.events[record.id] = [StatusEvent(record.id, 1, OrderStatus.PENDING, 1, {"queued": True}, now)]
@@ -79,20 +80,36 @@ class FakeOrderBook:
 
     async def transition(self, order_id: str, to: OrderStatus, *, attempt: int, details: dict[str, Any],
                          fields: Mapping[str, Any] | None = None, expected_seq: int | None = None,
-                         ) -> StatusEvent:  # fmt: skip
+                         expected: OrderStatus | None = None) -> StatusEvent:  # fmt: skip
         if self.interfere is not None:
             self.interfere(order_id, to)
         current = self.orders[order_id]
-        if not can_transition(current.status, to) or (expected_seq is not None and current.seq != expected_seq):
+        if (not can_transition(current.status, to) or (expected_seq is not None and current.seq != expected_seq)
+                or (expected is not None and current.status != expected)):  # fmt: skip
             raise StaleTransition(order_id, current=current.status, current_seq=current.seq, target=to,
                                   allowed=(), expected_seq=expected_seq)  # fmt: skip
         now = self._stamp()
-        updated = replace(current, status=to, seq=current.seq + 1, attempts=max(current.attempts, attempt),
+        updated = replace(current, status=to, seq=current.seq + 1, attempts=attempt,
                           updated_at=now, **dict(fields or {}))  # fmt: skip
         self.orders[order_id] = updated
         event = StatusEvent(order_id, updated.seq, to, attempt, details, now)
         self.events[order_id].append(event)
         return event
+
+    async def open_orders(self, *, after: str | None = None, batch: int = 1000) -> list[OrderRecord]:
+        return [o for o in self.orders.values() if o.status == OrderStatus.OPEN]
+
+    async def open_order_ids(self) -> set[str]:
+        return {o.id for o in self.orders.values() if o.status == OrderStatus.OPEN}
+
+    async def record_trailing_highs(self, highs: Mapping[str, Mapping[str, Any]]) -> int:
+        moved = 0
+        for order_id, high in highs.items():
+            order = self.orders[order_id]
+            if order.status == OrderStatus.OPEN:
+                self.orders[order_id] = replace(order, trigger={**(order.trigger or {}), **high})
+                moved += 1
+        return moved
 
     def statuses(self, order_id: str) -> list[str]:
         return [str(e.status) for e in self.events[order_id]]
@@ -240,6 +257,16 @@ class World:
         return self.venues.pools[pool_id]
 
 
+class FakeTriggers:
+    """The trigger book as the lifecycle sees it: it records what it was asked to arm."""
+
+    def __init__(self) -> None:
+        self.armed: list[str] = []
+
+    async def arm(self, order_id: str) -> None:
+        self.armed.append(order_id)
+
+
 def make_world(*, pool_ids: tuple[str, ...] | None = None, policy: RoutingPolicy | None = None,
                retry: RetryPolicy | None = None, timing: Timing | None = None) -> World:  # fmt: skip
     clock = FakeClock()
@@ -247,8 +274,9 @@ def make_world(*, pool_ids: tuple[str, ...] | None = None, policy: RoutingPolicy
     book, ledger, feed, metrics = FakeOrderBook(clock), FakeLedger(), FakeFeed(), FakeMetrics()
     venues = FakeVenues(pools, ledger, clock)
     router = FakeRouter(venues, policy or RoutingPolicy())
+    triggers = FakeTriggers()
     ports = LifecyclePorts(orders=book, trades=ledger, events=feed, router=router, venues=venues,
-                           clock=clock, metrics=metrics)  # fmt: skip
+                           clock=clock, metrics=metrics, triggers=triggers)  # fmt: skip
     config = LifecycleConfig(retry=retry or RetryPolicy(), timing=timing or Timing())
     lifecycle = OrderLifecycle(ports, TOKENS, config)
     return World(clock, book, ledger, feed, venues, router, metrics, lifecycle)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from sim.orders import (
     FINAL_STATUSES,
     InvalidTransition,
+    ACTIVE_STATUSES,
     OrderStatus,
     RetryPolicy,
     can_transition,
@@ -44,7 +45,28 @@ def test_skipping_a_stage_is_refused_with_both_statuses_named():
 
 def test_only_a_submitted_order_can_be_confirmed():
     assert predecessors(S.CONFIRMED) == {S.SUBMITTED}
-    assert predecessors(S.FAILED) == {S.PENDING, S.ROUTING, S.BUILDING, S.SUBMITTED}
+    assert predecessors(S.FAILED) == {S.PENDING, S.TRIGGERED, S.ROUTING, S.BUILDING, S.SUBMITTED}
+
+
+def test_an_order_that_waits_is_armed_fired_or_ended_while_it_waits():
+    path = [S.PENDING, S.OPEN, S.TRIGGERED, S.ROUTING, S.BUILDING, S.SUBMITTED, S.CONFIRMED]
+    for current, nxt in zip(path, path[1:]):
+        assert can_transition(current, nxt)
+    assert predecessors(S.CANCELLED) == {S.PENDING, S.OPEN, S.TRIGGERED}
+    assert predecessors(S.EXPIRED) == {S.PENDING, S.OPEN}
+    assert predecessors(S.TRIGGERED) == {S.OPEN}  # only an armed order fires
+
+
+@pytest.mark.parametrize("status", [S.ROUTING, S.BUILDING, S.SUBMITTED])
+def test_a_limit_whose_price_moved_back_is_armed_again_from_any_stage_before_its_fill(status):
+    assert can_transition(status, S.OPEN)
+    assert not can_transition(S.CONFIRMED, S.OPEN)
+
+
+def test_waiting_orders_are_neither_final_nor_active():
+    assert S.OPEN not in ACTIVE_STATUSES and not S.OPEN.is_final
+    assert {S.CANCELLED, S.EXPIRED} <= FINAL_STATUSES
+    assert ACTIVE_STATUSES == {S.PENDING, S.TRIGGERED, S.ROUTING, S.BUILDING, S.SUBMITTED}
 
 
 @given(st.lists(st.sampled_from(list(S)), min_size=1, max_size=30))

@@ -1,0 +1,59 @@
+"""The production Serve API on a live engine, for end-to-end modules: one per module, and a WebSocket reader."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import websockets
+from ray import serve
+
+from engine.settings import EngineSettings
+from runtime.root import start_api
+from tests.integration.engine_harness import running_engine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(settings: EngineSettings) -> Iterator[str]:
+    """The engine and the API on ``settings``; yields the API's base URL once it answers."""
+    with running_engine(settings):
+        start_api(settings)
+        base = f"http://127.0.0.1:{settings.api.port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the API did not come up"
+            time.sleep(0.3)
+        try:
+            yield base
+        finally:
+            serve.shutdown()
+
+
+async def stream(url: str, timeout: float = 60) -> tuple[list[dict], int | None]:
+    """Every status event until the server closes; (events, close code)."""
+    events = []
+    async with websockets.connect(url) as ws:
+        try:
+            while True:
+                raw = await asyncio.wait_for(ws.recv(), timeout)
+                event = json.loads(raw)
+                if "status" in event and "seq" in event:
+                    events.append(event)
+        except websockets.ConnectionClosed as closed:
+            return events, closed.rcvd.code if closed.rcvd else None
