@@ -48,9 +48,9 @@ def lifecycle_config(retry: RetrySettings, latency: LatencySettings, routing: Ro
 class OrderExecutor:
     def __init__(self, index: int, router: Any, pools: dict[str, Any], tokens: TokenRegistry,
                  connector: Connector, config: LifecycleConfig, seed: int, slots: int = 1,
-                 triggers: Any = None) -> None:  # fmt: skip
+                 triggers: Any = None, namespace: str | None = None) -> None:  # fmt: skip
         self.index, self.slots = index, slots
-        self._triggers = triggers
+        self._triggers, self._namespace = triggers, namespace
         self._running = 0
         self._config, self._seed = config, seed
         self._router, self._pools, self._tokens, self._connector = router, pools, tokens, connector
@@ -61,15 +61,23 @@ class OrderExecutor:
         async with self._connect_lock:
             if self._lifecycle is None:
                 stores = await self._connector.executor_stores(self.slots)
+                if stores.launches is not None:  # tokens launched before this executor (re)started
+                    for token in await stores.launches.tokens():
+                        self._tokens.add(token)
                 ports = LifecyclePorts(
                     orders=stores.orders, trades=stores.trades, events=stores.events,
-                    router=RayRouter(self._router, self._config.timing.router_timeout_s), venues=RayVenues(self._pools),
+                    router=RayRouter(self._router, self._config.timing.router_timeout_s),
+                    venues=RayVenues(self._pools, self._namespace),
                     clock=SystemClock(), metrics=metrics.LifecycleMetricsOnRay(),
                     triggers=RayTriggers(self._triggers),
                 )  # fmt: skip
                 rng = random.Random(f"{self._seed}:executor:{self.index}")
                 self._lifecycle = OrderLifecycle(ports, self._tokens, self._config, rng)
             return self._lifecycle
+
+    async def learn_token(self, token: Any) -> bool:
+        """A token launched during the run (the launchpad tells every executor before its pool opens)."""
+        return self._tokens.add(token)
 
     async def ready(self) -> int:
         await self._connect()

@@ -15,6 +15,7 @@ import ray
 
 from actors.dispatcher import DISPATCHER_NAME
 from actors.pool_actor import pool_actor_name
+from actors.launched import LAUNCHPAD_NAME
 from actors.market_maker import MARKET_NAME
 from actors.router import ROUTER_NAME
 from actors.trigger_book import TRIGGER_BOOK_NAME
@@ -92,6 +93,9 @@ class RayGateway:
         except EngineUnavailable as exc:
             raise MarketOff("the market simulator is not running") from exc
         return await self._call(MARKET_NAME, "shock", symbol, move_bps)
+
+    async def launch(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(LAUNCHPAD_NAME, "launch", request, timeout_s=max(self.timeout_s, 30.0))
 
     async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
         return await self._call(pool_actor_name(pool_id), "shock", move_bps, timeout_s=max(self.timeout_s, 10.0))

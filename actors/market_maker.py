@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from actors.launched import launched_pools
 from engine.config import build_market, build_pools, load_market_config
 from engine.settings import MarketSettings
 from sim.pools import Pool, restore_pool
@@ -24,11 +25,14 @@ log = logging.getLogger(__name__)
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=100)
 class MarketMaker:
-    def __init__(self, pools: dict[str, Any], settings: MarketSettings, seed: int, autostart: bool = False) -> None:
+    def __init__(self, pools: dict[str, Any], settings: MarketSettings, seed: int, autostart: bool = False,
+                 launchpad: tuple[str, str] | None = None) -> None:  # fmt: skip
         self._settings = settings
-        self._pools = pools
+        self._pools = dict(pools)
         config = load_market_config(settings.config)
         self._market = build_market(config, build_pools(config), seed=seed, tick_s=settings.tick_s)
+        self._launches = config.launches.process(seed)
+        self._launchpad = launchpad
         self._task: asyncio.Task | None = None
         self._states: dict[str, tuple[str, Pool]] = {}  # pool id -> (version, state) as last seen
         self.ticks = 0
@@ -56,17 +60,46 @@ class MarketMaker:
     async def stats(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "trades": self.trades, "running": self._task is not None}
 
+    async def add_pool(self, pool_id: str, pair: tuple[str, str], handle: Any, token: Any = None) -> bool:
+        """A pool launched during the run: the market trades it from now on, its new token anchored at the
+        pool's opening price."""
+        if pool_id in self._pools:
+            return False
+        pool = restore_pool(await handle.snapshot.remote())
+        new, paired = pair
+        usd = pool.spot_price(new) * self._market.reference_price(paired)
+        if self._market.add_pool(pool, {new: usd}):
+            self._pools[pool_id] = handle
+        return True
+
     async def _run(self) -> None:
+        for pool in await launched_pools(self._launchpad):  # launched before this market (re)started
+            await self.add_pool(pool["poolId"], tuple(pool["pair"]), pool["handle"])
         tick_s = self._settings.tick_s
-        last = time.monotonic()
+        started = last = time.monotonic()
         while True:
             await asyncio.sleep(tick_s)
             now = time.monotonic()
             try:
                 await self.tick(now - last)
+                await self._launch_due(now - started)
             except Exception:  # noqa: BLE001 — a pool restarting: try again next tick
                 log.exception("market tick failed")
             last = now
+
+    async def _launch_due(self, elapsed_s: float) -> None:
+        for launch in self._launches.due(elapsed_s):
+            if self._launchpad is None:
+                return
+            pad = ray.get_actor(self._launchpad[0], namespace=self._launchpad[1])
+            request = {"symbol": launch.symbol, "mint": launch.mint, "decimals": launch.decimals,
+                       "pairWith": launch.pair_with, "dex": launch.dex, "liquidity": str(launch.liquidity),
+                       "price": str(launch.price)}  # fmt: skip
+            try:
+                opened = await pad.launch.remote(request)
+                log.info("launched %s: %s", launch.symbol, opened["poolId"])
+            except Exception as exc:  # noqa: BLE001 — e.g. launched before a restart (TOKEN_EXISTS)
+                log.info("launch of %s refused: %s", launch.symbol, exc)
 
     async def tick(self, dt: float) -> int:
         """One step of the market: returns the number of trades sent."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from actors.launched import launched_pools
 from engine.settings import RoutingSettings
 from sim.pools import Pool, restore_pool
 from sim.decision import RouteDecision, Skipped, decide_route, route_pool_ids
@@ -23,12 +24,28 @@ ROUTER_NAME = "router"
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class OrderRouter:
-    def __init__(self, pools: dict[str, dict[str, Any]], routing: RoutingSettings) -> None:
-        """``pools``: pool id -> {"tokens": [sym, sym], "handle": PoolActor handle}."""
+    def __init__(self, pools: dict[str, dict[str, Any]], routing: RoutingSettings,
+                 launchpad: tuple[str, str] | None = None) -> None:  # fmt: skip
+        """``pools``: pool id -> {"tokens": [sym, sym], "handle": PoolActor handle}; ``launchpad``: (name,
+        namespace) of the actor a restarted router asks for the pools launched since the engine started."""
         self._routing = routing
-        self._pools = pools
+        self._pools = dict(pools)
         self._cache: dict[str, tuple[str, Any]] = {}  # pool id -> (version, restored pool)
         self._policy = routing.policy()
+        self._relearning: asyncio.Task | None = None
+        if ray.get_runtime_context().was_current_actor_reconstructed:
+            self._relearning = asyncio.get_running_loop().create_task(self._relearn(launchpad))
+
+    async def _relearn(self, launchpad: tuple[str, str] | None) -> None:
+        for pool in await launched_pools(launchpad):
+            await self.add_pool(pool["poolId"], list(pool["pair"]), pool["handle"])
+
+    async def add_pool(self, pool_id: str, tokens: list[str], handle: Any) -> bool:
+        """A pool launched during the run; False when it is known already."""
+        if pool_id in self._pools:
+            return False
+        self._pools[pool_id] = {"tokens": list(tokens), "handle": handle}
+        return True
 
     def candidates(self, token_in: str, token_out: str) -> list[str]:
         """Pools that can take part in a route from token_in to token_out."""
@@ -57,6 +74,8 @@ class OrderRouter:
         When nothing can fill, ``route`` is None and ``failure`` says why (domain
         refusals travel as data: they are answers, not crashes).
         """
+        if self._relearning is not None:
+            await self._relearning  # a restarted router first learns the pools launched meanwhile
         pool_ids = self.candidates(token_in, token_out)
         seen = await asyncio.gather(*(self._observe(pid) for pid in pool_ids))
         skipped = [s for s in seen if isinstance(s, Skipped)]
@@ -65,4 +84,6 @@ class OrderRouter:
         return decide_route(pools, token_in, token_out, amount_in, time.time(), self._policy, skipped)
 
     async def pool_ids(self) -> list[str]:
+        if self._relearning is not None:
+            await self._relearning
         return list(self._pools)

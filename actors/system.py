@@ -1,7 +1,7 @@
 """Creates (or finds) the engine's named actors on a running Ray.
 
 Names are what the Ray dashboard shows: ``pool:raydium:SOL-USDC``,
-``router``, ``trigger-book``, ``executor:0``, ``executor:1`` (each running several order slots), ``dispatcher``,
+``router``, ``trigger-book``, ``launchpad``, ``executor:0``, ``executor:1`` (each running several order slots), ``dispatcher``,
 ``market``.
 """
 
@@ -17,6 +17,8 @@ from actors.executor import OrderExecutor, executor_name, lifecycle_config
 from actors.market_maker import MARKET_NAME, MarketMaker
 from actors.pool_actor import PoolActor, pool_actor_name
 from actors.router import ROUTER_NAME, OrderRouter
+from actors.launched import LAUNCHPAD_NAME
+from actors.launchpad import Launchpad
 from actors.trigger_book import TRIGGER_BOOK_NAME, TriggerBookActor
 from engine.config import build_pools, load_market_config
 from engine.ports import Connector
@@ -33,10 +35,12 @@ class EngineActors:
     market: Any | None
     pool_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     triggers: Any = None
+    launchpad: Any = None
 
     def all(self) -> list[Any]:
         handles = [*self.pools.values(), self.router, *self.executors, self.dispatcher]
-        handles += [self.triggers] if self.triggers is not None else []
+        handles += [h for h in (self.triggers, self.launchpad) if h is not None]
+        handles += launched_pool_handles(self.launchpad)
         return handles + ([self.market] if self.market is not None else [])
 
 
@@ -69,17 +73,20 @@ def start_actors(
     }
     pool_tokens = {p.pool_id: (p.token_x.symbol, p.token_y.symbol) for p in genesis_pools}
     ray.get([h.ready.remote() for h in pools.values()])
-    triggers = named(TriggerBookActor, TRIGGER_BOOK_NAME).remote(pools, pool_tokens, connector, tokens, settings.routing)
+    pad = (LAUNCHPAD_NAME, ns)  # whom a restarted actor asks for the pools launched meanwhile
+    triggers = named(TriggerBookActor, TRIGGER_BOOK_NAME).remote(
+        pools, pool_tokens, connector, tokens, settings.routing, launchpad=pad
+    )
     ray.get(triggers.ready.remote())
     router = named(OrderRouter, ROUTER_NAME).remote(
-        {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing
+        {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing, pad
     )
     lifecycle = lifecycle_config(settings.retry, settings.latency, settings.routing)
     slots = settings.dispatch.slots_per_executor()
     executors = [
         # a few calls beyond the slots: ready(), and the dispatcher's next run while one ends
         named(OrderExecutor, executor_name(i), max_concurrency=n + 4).remote(
-            i, router, pools, tokens, connector, lifecycle, seed, n, triggers
+            i, router, pools, tokens, connector, lifecycle, seed, n, triggers, ns
         )
         for i, n in enumerate(slots)
     ]
@@ -90,11 +97,25 @@ def start_actors(
     )
     if start_dispatcher:
         ray.get(dispatcher.start.remote())  # returns once the loop runs (reused actors: starts it)
+    launchpad = named(Launchpad, LAUNCHPAD_NAME).remote(
+        connector, tokens, router, executors, settings.latency, settings.faults, seed, ns, detached
+    )
+    ray.get(launchpad.restore.remote())  # the pools launched in earlier runs, before anything trades
     market = None
     if settings.market.enabled:
-        market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True)
+        market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True, launchpad=pad)
         ray.get(market.start.remote())
-    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers)
+    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers, launchpad)
+
+
+def launched_pool_handles(launchpad: Any) -> list[Any]:
+    """The actors of the pools launched during the run (they end with the engine too)."""
+    if launchpad is None:
+        return []
+    try:
+        return [pool["handle"] for pool in ray.get(launchpad.launched.remote(), timeout=10)]
+    except Exception:  # noqa: BLE001 — the launchpad is gone: its pools are found by the namespace's end
+        return []
 
 
 def stop_actors(actors: EngineActors, *, grace_s: float = 5.0) -> None:
@@ -103,9 +124,10 @@ def stop_actors(actors: EngineActors, *, grace_s: float = 5.0) -> None:
         ray.get(actors.dispatcher.stop.remote(), timeout=grace_s)
     except Exception:  # noqa: BLE001 — it is being killed anyway
         pass
-    exits = [h.__ray_terminate__.remote() for h in actors.all()]
+    handles = actors.all()  # once: the launched pools are found through the launchpad, which ends too
+    exits = [h.__ray_terminate__.remote() for h in handles]
     ray.wait(exits, num_returns=len(exits), timeout=grace_s)
-    for handle in actors.all():
+    for handle in handles:
         try:
             ray.kill(handle, no_restart=True)
         except Exception:  # noqa: BLE001 — already gone

@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from actors.launched import launched_pools
 from engine.clock import SystemClock
 from engine.ports import Connector
 from engine.settings import RoutingSettings
@@ -33,9 +34,10 @@ log = logging.getLogger(__name__)
 class TriggerBookActor:
     def __init__(self, pools: dict[str, Any], pool_tokens: dict[str, tuple[str, str]], connector: Connector,
                  tokens: TokenRegistry, routing: RoutingSettings, *, reconcile_s: float = 60.0,
-                 highs_every_s: float = 1.0) -> None:  # fmt: skip
-        self._pools = pools
-        self._pool_tokens = pool_tokens
+                 highs_every_s: float = 1.0, launchpad: tuple[str, str] | None = None) -> None:  # fmt: skip
+        self._pools = dict(pools)
+        self._pool_tokens = dict(pool_tokens)
+        self._launchpad = launchpad
         self._connector, self._tokens = connector, tokens
         self._policy = routing.policy()
         self._reconcile_s, self._highs_every_s = reconcile_s, highs_every_s
@@ -53,13 +55,21 @@ class TriggerBookActor:
         while self._desk is None:
             try:
                 stores = await self._connector.trigger_stores()
+                if stores.launches is not None:
+                    for token in await stores.launches.tokens():
+                        self._tokens.add(token)
                 desk = TriggerDesk(stores.orders, stores.events, stores.queue, self._tokens, SystemClock())
                 await desk.rebuild()
                 self._desk = desk
             except Exception:  # noqa: BLE001 — PostgreSQL or Redis away at this moment
                 log.exception("trigger book: could not open its stores; retrying in 1 s")
                 await asyncio.sleep(1.0)
+        for pool in await launched_pools(self._launchpad):  # launched before this book (re)started
+            self._pools[pool["poolId"]] = pool["handle"]
+            self._pool_tokens[pool["poolId"]] = tuple(pool["pair"])
         await self._pull_states()
+        # A pool that opened while the book was away still fires the snipers waiting for it.
+        await self._desk.pools_opened([state for _version, state in self._states.values()])
         self._ready.set()
         await asyncio.gather(
             self._pump(), self._expire_forever(), self._reconcile_forever(), self._keep_highs_forever()
@@ -91,11 +101,28 @@ class TriggerBookActor:
         if pool_id in self._pools:
             self._take(pool_id, version, snapshot)
 
+    async def add_pool(self, pool_id: str, pair: tuple[str, str], handle: Any, token: Any = None) -> bool:
+        """A pool launched during the run: watch it, and fire the snipers it satisfies."""
+        await self._ready.wait()
+        assert self._desk is not None
+        if token is not None:
+            self._tokens.add(token)
+        known = pool_id in self._pools
+        self._pools[pool_id] = handle
+        self._pool_tokens[pool_id] = tuple(pair)
+        version, snapshot = await handle.state_since.remote(None)
+        self._take(pool_id, version, snapshot)
+        await self._desk.pools_opened([self._states[pool_id][1]])
+        return not known
+
     async def arm(self, order_id: str) -> bool:
         """Arm an order just committed ``open`` (idempotent)."""
         await self._ready.wait()
         assert self._desk is not None
         armed = await self._desk.arm_by_id(order_id)
+        if armed and order_id in self._desk.snipers:
+            # Its token may have opened while it was on its way here.
+            await self._desk.pools_opened([state for _version, state in self._states.values()])
         if armed:
             self._armed.set()
             # Its direction may pay already: look at it with the states we hold.
@@ -126,6 +153,7 @@ class TriggerBookActor:
         return {
             "ready": True, "armed": len(desk.book), "fired": figures.fired, "expired": figures.expired,
             "stale": figures.stale, "priceEvents": figures.events, "nextExpiry": desk.next_expiry(),
+            "snipers": len(desk.snipers), "pools": len(self._pools),
         }  # fmt: skip
 
     def _quote_fn(self, token_in: str, token_out: str) -> QuoteFn:

@@ -12,6 +12,7 @@ from typing import Any
 
 import ray
 
+from actors.pool_actor import pool_actor_name
 from engine.dispatch import RunnerLost
 from engine.errors import EngineUnavailable
 from engine.plans import Fill, HeldPool, Rejection, RunOutcome, SwapOrder
@@ -53,8 +54,21 @@ class RayTriggers:
 
 
 class RayVenues:
-    def __init__(self, pools: dict[str, Any]) -> None:
-        self._pools = pools
+    """The pools by id; a pool launched during the run is found by its actor's name in ``namespace``."""
+
+    def __init__(self, pools: dict[str, Any], namespace: str | None = None) -> None:
+        self._pools = dict(pools)
+        self._namespace = namespace
+
+    def _pool(self, pool_id: str) -> Any:
+        handle = self._pools.get(pool_id)
+        if handle is None:
+            try:
+                handle = ray.get_actor(pool_actor_name(pool_id), namespace=self._namespace)
+            except ValueError as exc:
+                raise VenueUnavailable(f"no pool {pool_id}") from exc
+            self._pools[pool_id] = handle
+        return handle
 
     async def _call(self, call: Any, timeout: float | None) -> Any:
         try:
@@ -65,15 +79,15 @@ class RayVenues:
             raise VenueUnavailable(type(exc).__name__) from exc
 
     async def swap(self, pool_id: str, order: SwapOrder, *, timeout: float) -> Fill | Rejection:
-        return await self._call(self._pools[pool_id].swap.remote(order), timeout)
+        return await self._call(self._pool(pool_id).swap.remote(order), timeout)
 
     async def hold(
         self, pool_id: str, order_id: str, *, lease_s: float, give_up_at: float, timeout: float
     ) -> HeldPool | Rejection:
-        return await self._call(self._pools[pool_id].hold.remote(order_id, lease_s, give_up_at), timeout)
+        return await self._call(self._pool(pool_id).hold.remote(order_id, lease_s, give_up_at), timeout)
 
     async def release(self, pool_id: str, order_id: str, *, timeout: float) -> None:
-        await self._call(self._pools[pool_id].release.remote(order_id), timeout)
+        await self._call(self._pool(pool_id).release.remote(order_id), timeout)
 
 
 class RayRunner:

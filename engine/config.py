@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim.launches import LaunchProcess, LaunchRange, launches_from
 from sim.market import ArbitrageParams, Market, MarketParams, NoiseParams
 from sim.pools import Pool, PoolSetup, pool_kind
 from sim.tokens import Token, TokenRegistry
@@ -117,6 +118,44 @@ class NoiseSpec(_Strict):
         return rates
 
 
+class ScheduledLaunchSpec(_Strict):
+    """A token whose first pool opens ``after_s`` seconds after the market starts."""
+
+    after_s: float = Field(ge=0)
+    symbol: str = Field(min_length=1, max_length=16)
+    mint: str | None = None  # derived from the seed when absent
+    decimals: int = Field(6, ge=0, le=12)
+    pair_with: str
+    dex: Literal["raydium", "meteora"] = "raydium"
+    liquidity: float = Field(gt=0, description="the pool's whole value, in pair_with units")
+    price: float = Field(gt=0, description="pair_with per new token")
+
+
+class RandomLaunchSpec(_Strict):
+    """A seeded Poisson process of launches; ``per_hour`` 0 turns it off."""
+
+    per_hour: float = Field(0.0, ge=0)
+    pair_with: str = "SOL"
+    dexes: list[Literal["raydium", "meteora"]] = Field(default_factory=lambda: ["raydium", "meteora"])
+    liquidity: tuple[float, float] = (50.0, 500.0)
+    price: tuple[float, float] = (1e-6, 1e-3)
+    decimals: int = Field(6, ge=0, le=12)
+
+
+class LaunchesSpec(_Strict):
+    scheduled: list[ScheduledLaunchSpec] = Field(default_factory=list)
+    random: RandomLaunchSpec = RandomLaunchSpec()
+
+    def process(self, seed: int) -> LaunchProcess:
+        scheduled = launches_from(
+            [{**s.model_dump(exclude_none=True), "liquidity": repr(s.liquidity), "price": repr(s.price)}
+             for s in self.scheduled], seed,
+        )  # fmt: skip
+        r = self.random
+        draws = LaunchRange(r.pair_with, tuple(r.dexes), r.liquidity, r.price, r.decimals)
+        return LaunchProcess(scheduled, r.per_hour, draws, seed)
+
+
 class MarketSpec(_Strict):
     """How prices move. How often the market steps and from which seed are the engine's settings."""
 
@@ -157,6 +196,7 @@ class MarketConfig(_Strict):
     tokens: list[TokenSpec] = Field(min_length=1)
     pools: list[PoolSpec] = Field(min_length=1)
     market: MarketSpec
+    launches: LaunchesSpec = LaunchesSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> "MarketConfig":
@@ -185,6 +225,13 @@ class MarketConfig(_Strict):
         for symbol in self.market.reference_prices_usd:
             if symbol not in symbols:
                 raise ValueError(f"market.reference_prices_usd: unknown token {symbol!r}")
+        for launch in self.launches.scheduled:
+            if launch.pair_with not in symbols:
+                raise ValueError(f"launches: {launch.symbol} pairs with unknown token {launch.pair_with!r}")
+            if launch.symbol in symbols:
+                raise ValueError(f"launches: {launch.symbol} is a listed token already")
+        if self.launches.random.per_hour and self.launches.random.pair_with not in symbols:
+            raise ValueError(f"launches.random: unknown token {self.launches.random.pair_with!r}")
         for pool_id in self.market.noise.pool_rates:
             if pool_id not in ids:
                 raise ValueError(f"market.noise.pool_rates: unknown pool {pool_id!r}")

@@ -73,3 +73,15 @@ class MarketOff(EngineUnavailable):
 
 class TokenExists(Exception):
     """A launch named a token (symbol or mint) that exists already."""
+
+
+class LaunchRefused(ValueError):
+    """A launch that cannot be made: ``TOKEN_EXISTS``, ``UNKNOWN_TOKEN`` or ``INVALID_LAUNCH``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)  # both in args: it pickles across processes
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

@@ -180,6 +180,13 @@ class OrderLifecycle:
                 )
         else:
             min_out = route.amount_out * (10_000 - order.slippage_bps) // 10_000
+        bound = (order.trigger or {}).get("maxPriceImpactBps") if order.type == "sniper" else None
+        if bound is not None and route.price_impact_bps > bound:
+            raise OrderFailure(
+                "PRICE_IMPACT_TOO_HIGH",
+                f"the launch pool would move {route.price_impact_bps:.0f} bps, the sniper allows {bound}",
+                False,
+            )
         plan = ExecutionPlan(route, min_out)
         details = building_details(plan, self._tokens[order.token_out], order.slippage_bps)
         await self._transition(run, OrderStatus.BUILDING, details, route=plan.to_json())

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from engine.config import build_pools, load_market_config
-from engine.errors import EngineUnavailable, MarketOff
+from engine.errors import EngineUnavailable, LaunchRefused, MarketOff
 from engine.settings import EngineSettings
 from sim.decision import PoolSummary, RouteDecision, decide_route, pool_summary
 
@@ -61,6 +61,9 @@ class LocalGateway:
 
     async def shock_token(self, symbol: str, move_bps: float) -> tuple[float, float]:
         raise MarketOff("the API runs without an engine: there is no market simulator")
+
+    async def launch(self, request: dict[str, Any]) -> dict[str, Any]:
+        raise LaunchRefused("NO_ENGINE", "the API runs without an engine: nothing can be launched here")
 
     async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
         raise EngineUnavailable("the API runs without an engine: its pools do not move")

@@ -170,11 +170,20 @@ class StartLimiter(Protocol):
     async def hit(self, client_id: str) -> tuple[bool, float]: ...
 
 
+class LaunchedMarket(Protocol):
+    """The tokens and pools launched during a run (``storage.market.LaunchStore``)."""
+
+    async def tokens(self) -> list[Any]: ...
+
+    async def pools(self) -> list[tuple[str, str, str]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutorStores:
     orders: OrderBook
     trades: TradeLedger
     events: EventFeed
+    launches: LaunchedMarket | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +198,7 @@ class TriggerStores:
     orders: Any  # engine.waiting.TriggerOrders
     events: EventFeed
     queue: Any  # engine.waiting.LaneQueue
+    launches: LaunchedMarket | None = None
 
 
 class Connector(Protocol):
@@ -204,6 +214,10 @@ class Connector(Protocol):
     async def dispatcher_stores(self, *, starts_per_window: int, window_s: float) -> DispatcherStores: ...
 
     async def trigger_stores(self) -> TriggerStores: ...
+
+    async def launch_store(self) -> Any:
+        """``storage.market.LaunchStore`` on a small pool of its own."""
+        ...
 
 
 class EngineGateway(Protocol):
@@ -238,6 +252,10 @@ class EngineGateway(Protocol):
 
     async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
         """Move one pool's price with a real trade, recorded as a shock."""
+        ...
+
+    async def launch(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Open a new token's first pool now: ``{token, poolId, dex}``; raises ``engine.errors.LaunchRefused``."""
         ...
 
     async def close(self) -> None: ...

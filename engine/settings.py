@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import (
@@ -133,9 +134,15 @@ class ApiSettings(BaseModel):
     ws_resubscribe_s: float = Field(10.0, gt=0)  # without a subscription (Redis down), try again this often
     ws_first_message_timeout_s: float = Field(30.0, gt=0)  # the upgrade on /api/orders/execute
     probe_timeout_s: float = Field(2.0, gt=0)
-    # POST /api/sim/shock and friends: for tests, demos and load scenarios. On for a local
-    # engine; turn it off where the market must only move by itself.
-    sim_controls: bool = True
+    # POST /api/sim/shock and /api/sim/launch: for tests, demos and load scenarios. "auto": on
+    # while the API listens on loopback only (a local engine), off on any other address.
+    sim_controls: Literal["auto", "on", "off"] = "auto"
+
+    @property
+    def sim_controls_on(self) -> bool:
+        if self.sim_controls == "auto":
+            return self.host in ("127.0.0.1", "localhost", "::1")
+        return self.sim_controls == "on"
     # Publishing the first event and queueing a stored order wait at most this
     # long; past it the order is still accepted (clients replay, the sweep queues).
     redis_timeout_s: float = Field(2.0, gt=0)

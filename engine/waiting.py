@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from sim.launches import Sniper, SniperBook, liquidity_in
 from sim.orders import OrderStatus
+from sim.pools import Pool
 from sim.routing import Route
 from sim.tokens import Token, TokenRegistry
 from sim.triggers import Firing, Trigger, TriggerBook, TriggerKind
@@ -52,6 +54,21 @@ def stored_trigger(
     return trigger
 
 
+def stored_sniper(token_ref: str, *, min_liquidity: Decimal, max_price_impact_bps: int) -> dict[str, Any]:
+    """A sniper's ``trigger``: the token it waits for (as the client named it) and its bounds."""
+    return {"kind": "sniper", "tokenRef": token_ref, "minLiquidity": format(min_liquidity, "f"),
+            "maxPriceImpactBps": max_price_impact_bps}  # fmt: skip
+
+
+def sniper_of(order: OrderRecord) -> Sniper:
+    stored = order.trigger or {}
+    return Sniper(
+        order_id=order.id, token_ref=str(stored["tokenRef"]), token_in=order.token_in,
+        min_liquidity=Decimal(str(stored["minLiquidity"])),
+        expires_at=order.expires_at.timestamp() if order.expires_at else float("inf"),
+    )  # fmt: skip
+
+
 def trigger_of(order: OrderRecord) -> Trigger:
     """The book's view of a stored waiting order."""
     stored = order.trigger or {}
@@ -82,8 +99,16 @@ def human_price(amount_in: int, amount_out: int, token_in: Token, token_out: Tok
 def waiting_for(order: OrderRecord, tokens: TokenRegistry) -> dict[str, Any]:
     """What an armed order waits for, as its ``open`` event and the order view show it."""
     stored = order.trigger or {}
-    t_in, t_out = tokens[order.token_in], tokens[order.token_out]
     view: dict[str, Any] = {"type": order.type}
+    if order.type == "sniper":
+        view.update(token=stored.get("tokenRef"), minLiquidity=stored.get("minLiquidity"),
+                    maxPriceImpactBps=stored.get("maxPriceImpactBps"))  # fmt: skip
+        if order.expires_at is not None:
+            view["expiresAt"] = iso(order.expires_at)
+        return view
+    if order.token_in not in tokens or order.token_out not in tokens:  # a token this process has not learnt
+        return {**view, **{k: v for k, v in stored.items() if k != "kind"}}
+    t_in, t_out = tokens[order.token_in], tokens[order.token_out]
     threshold = int(stored.get("thresholdOut") or 0)
     if order.type == "limit":
         view["limitPrice"] = stored.get("price")
@@ -145,6 +170,7 @@ class TriggerDesk:
         self._orders, self._events, self._queue = orders, events, queue
         self._tokens, self._clock = tokens, clock
         self.book = book or TriggerBook()
+        self.snipers = SniperBook()
         self._types: dict[str, str] = {}  # order id -> order type, for the lane
         self._fire_slots = asyncio.Semaphore(fire_concurrency)
         self._unsaved: dict[str, int] = {}  # trailing highs taken from the book, not yet in the store
@@ -164,7 +190,7 @@ class TriggerDesk:
     async def reconcile(self) -> int:
         """Arm the open orders the book does not hold (an arm call lost on its way); cheap when none is
         missing: one query of ids. Nothing is disarmed here: a firing's compare-and-set settles the rest."""
-        missing = [i for i in await self._orders.open_order_ids() if i not in self.book]
+        missing = [i for i in await self._orders.open_order_ids() if i not in self.book and i not in self.snipers]
         count = 0
         for order_id in missing:
             count += await self.arm_by_id(order_id)
@@ -173,7 +199,10 @@ class TriggerDesk:
     def arm(self, order: OrderRecord) -> bool:
         if order.status != OrderStatus.OPEN or order.trigger is None:
             return False
-        armed = self.book.arm(trigger_of(order))
+        if order.type == "sniper":
+            armed = self.snipers.arm(sniper_of(order))
+        else:
+            armed = self.book.arm(trigger_of(order))
         if armed:
             self._types[order.id] = order.type
             self.figures.armed += 1
@@ -185,7 +214,23 @@ class TriggerDesk:
 
     def disarm(self, order_id: str) -> bool:
         self._types.pop(order_id, None)
-        return self.book.disarm(order_id) is not None
+        return self.book.disarm(order_id) is not None or self.snipers.disarm(order_id) is not None
+
+    async def pools_opened(self, pools: Iterable[Pool]) -> list[str]:
+        """Pools that opened (launches): fire the snipers each satisfies, ahead of the queue."""
+        fired: list[str] = []
+        for pool in pools:
+            for sniper, token in self.snipers.opened(pool):
+                self._types.pop(sniper.order_id, None)
+                details = {
+                    "poolId": pool.pool_id, "token": {"symbol": token.symbol, "mint": token.mint},
+                    "liquiditySeen": format(liquidity_in(pool, sniper.token_in).quantize(Decimal("0.000001")), "f"),
+                    "seenAt": iso(datetime.fromtimestamp(self._clock.time(), UTC)),
+                }  # fmt: skip
+                fields = {"token_out": token.symbol, "mint_out": token.mint}
+                if await self._fire_order(sniper.order_id, details, priority=True, fields=fields):
+                    fired.append(sniper.order_id)
+        return fired
 
     async def prices_moved(self, moves: Iterable[tuple[str, str, QuoteFn]]) -> list[str]:
         """Each direction's pools moved: fire what the book says fires now. Returns the fired ids."""
@@ -212,31 +257,37 @@ class TriggerDesk:
         if trigger.kind == TriggerKind.TRAILING_STOP and trigger.high_out is not None:
             details["highPrice"] = human_price(trigger.amount_in, trigger.high_out, t_in, t_out)
         order_type = self._types.pop(trigger.order_id, trigger.kind.value)
+        return await self._fire_order(trigger.order_id, details, priority=order_type in PRIORITY_TYPES)
+
+    async def _fire_order(self, order_id: str, details: dict[str, Any], *, priority: bool,
+                          fields: dict[str, Any] | None = None) -> bool:  # fmt: skip
         async with self._fire_slots:
-            event = await self._move(trigger.order_id, OrderStatus.TRIGGERED, details)
+            event = await self._move(order_id, OrderStatus.TRIGGERED, details, fields)
             if event is None:
                 return False
             self.figures.fired += 1
             await self._publish(event)
             try:
-                await self._queue.enqueue(trigger.order_id, priority=order_type in PRIORITY_TYPES)
+                await self._queue.enqueue(order_id, priority=priority)
             except Exception:  # noqa: BLE001 — triggered is active: the dispatcher's sweep queues it
-                log.warning("order %s: queueing the triggered order failed; the sweep will", trigger.order_id)
+                log.warning("order %s: queueing the triggered order failed; the sweep will", order_id)
         return True
 
     def next_expiry(self) -> float | None:
-        return self.book.next_expiry()
+        dues = [due for due in (self.book.next_expiry(), self.snipers.next_expiry()) if due is not None]
+        return min(dues, default=None)
 
     async def expire_due(self) -> list[str]:
-        expired = self.book.expire(self._clock.time())
+        now = self._clock.time()
+        expired = [t.order_id for t in self.book.expire(now)] + [s.order_id for s in self.snipers.expire(now)]
         done: list[str] = []
-        for trigger in expired:
-            self._types.pop(trigger.order_id, None)
-            event = await self._move(trigger.order_id, OrderStatus.EXPIRED, {"expiredAt": iso(datetime.now(UTC))})
+        for order_id in expired:
+            self._types.pop(order_id, None)
+            event = await self._move(order_id, OrderStatus.EXPIRED, {"expiredAt": iso(datetime.now(UTC))})
             if event is not None:
                 self.figures.expired += 1
                 await self._publish(event)
-                done.append(trigger.order_id)
+                done.append(order_id)
         return done
 
     async def save_highs(self) -> int:
@@ -253,10 +304,11 @@ class TriggerDesk:
         self._unsaved.clear()
         return saved
 
-    async def _move(self, order_id: str, to: OrderStatus, details: dict[str, Any]) -> StatusEvent | None:
+    async def _move(self, order_id: str, to: OrderStatus, details: dict[str, Any],
+                    fields: dict[str, Any] | None = None) -> StatusEvent | None:  # fmt: skip
         try:
             return await self._orders.transition(
-                order_id, to, attempt=0, details=details, expected=OrderStatus.OPEN
+                order_id, to, attempt=0, details=details, expected=OrderStatus.OPEN, fields=fields
             )
         except StaleTransition:
             self.figures.stale += 1  # cancelled, expired or fired meanwhile: theirs is the truth

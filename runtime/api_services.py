@@ -21,6 +21,7 @@ from serve.services import Services
 from sim.tokens import TokenRegistry
 from storage.db import open_pool
 from storage.events import EventBus
+from storage.market import LaunchStore
 from storage.orders import OrderStore
 from storage.queue import OrderQueue
 from storage.connect import StoreHealthChecks
@@ -69,6 +70,7 @@ async def open_services(
         concurrency=concurrency,
         rate_limit_per_minute=rate_limit_per_minute,
         closers=closers,
+        launches=LaunchStore(db),
     )
 
 

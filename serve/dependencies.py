@@ -51,7 +51,7 @@ async def limit_reads(request: Request, limits: LimitsDep) -> None:
     await limits.check("reads", client_key(request))
 
 
-def order_submission(
+async def order_submission(
     services: ServicesDep,
     body: Annotated[ExecuteOrderRequest, Body(openapi_examples=EXECUTE_EXAMPLES)],
     idempotency_key: Annotated[
@@ -67,6 +67,7 @@ def order_submission(
     ] = None,
 ) -> OrderSubmission:
     """The POSTed order once well-formed (422), under a valid key (400) and valid on this market (422)."""
+    await services.learn_tokens(body.token_in, body.token_out)
     return take_order(body, services, idempotency_key=idempotency_key, client_id=client_id)
 
 

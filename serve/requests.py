@@ -108,6 +108,11 @@ EXECUTE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "Trailing stop: sell 2 SOL once the price falls 5 % below its highest since the order was armed",
         "value": {"type": "trailing_stop", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2", "trailingBps": 500},
     },
+    "sniper": {
+        "summary": "Sniper: buy MEOW with 5 SOL as soon as its first pool opens with at least 100 SOL of liquidity",
+        "value": {"type": "sniper", "tokenIn": "SOL", "tokenOut": "MEOW", "amountIn": "5", "minLiquidity": "100",
+                  "maxPriceImpactBps": 800},
+    },
     "two_hop": {
         "summary": "BONK to USDC (routed through SOL when that pays more)",
         "value": {"type": "market", "tokenIn": "BONK", "tokenOut": "USDC", "amountIn": "5000000", "slippageBps": 150},
@@ -124,8 +129,8 @@ class ExecuteOrderRequest(CamelModel):
         "market",
         validation_alias=AliasChoices("type", "orderType"),
         description="Order type: `market` (executes now), or one that waits: `limit` (with `limitPrice`), "
-        "`stop_loss` and `take_profit` (with `triggerPrice`), `trailing_stop` (with `trailingBps`). `sniper` "
-        "is planned and answered with 422 UNSUPPORTED_ORDER_TYPE. Alias: `orderType`.",
+        "`stop_loss` and `take_profit` (with `triggerPrice`), `trailing_stop` (with `trailingBps`), `sniper` "
+        "(a `tokenOut` that has no pool yet, with `minLiquidity`). Alias: `orderType`.",
         examples=["market"],
     )
     token_in: TokenRef = Field(
@@ -133,7 +138,8 @@ class ExecuteOrderRequest(CamelModel):
         examples=["SOL"],
     )
     token_out: TokenRef = Field(
-        description="Token bought: a symbol or a mint address; must differ from tokenIn.",
+        description="Token bought: a symbol or a mint address; must differ from tokenIn (a sniper: a token "
+        "with no pool yet).",
         examples=["USDC"],
     )
     amount_in: DecimalAmount | None = Field(
@@ -173,6 +179,18 @@ class ExecuteOrderRequest(CamelModel):
         description="trailing_stop: 50..5000. The trigger follows the highest executable price seen since the "
         "order was armed, at `high × (1 − trailingBps/10000)`, and only ever moves up.",
         examples=[500],
+    )
+    min_liquidity: DecimalAmount | None = Field(
+        None,
+        description="sniper: the least liquidity (the new pool's whole value, in tokenIn units) its pool must "
+        "open with for the order to fire.",
+        examples=["100"],
+    )
+    max_price_impact_bps: SlippageBps | None = Field(
+        None,
+        description="sniper: the most the order may move the launch pool's price, 1..5000 bps (default 1000); "
+        "a route that would move it more fails PRICE_IMPACT_TOO_HIGH.",
+        examples=[800],
     )
     expires_at: Expiry | None = Field(
         None,

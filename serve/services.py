@@ -11,12 +11,13 @@ replica.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.settings import ApiSettings
-from engine.ports import ApiFeed, ApiOrderStore, ApiQueue, EngineGateway, RateWindows, StoreHealth
+from engine.ports import ApiFeed, ApiOrderStore, ApiQueue, EngineGateway, LaunchedMarket, RateWindows, StoreHealth
 from sim.tokens import TokenRegistry
 
 log = logging.getLogger("serve.services")
@@ -40,6 +41,23 @@ class Services:
     concurrency: int = 10
     rate_limit_per_minute: int = 100
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    launches: LaunchedMarket | None = None  # where tokens launched during the run are learnt from
+    _learnt_at: float = field(default=-1e9, repr=False)
+
+    async def learn_tokens(self, *refs: str) -> None:
+        """When a request names a token this process does not know, learn the launched ones (one query,
+        at most once a second: a token nobody launched is asked for again and again by a sniper's reads)."""
+        if self.launches is None or all(ref.strip() in self.tokens for ref in refs):
+            return
+        now = time.monotonic()
+        if now - self._learnt_at < 1.0:
+            return
+        self._learnt_at = now
+        try:
+            for token in await self.launches.tokens():
+                self.tokens.add(token)
+        except Exception:  # noqa: BLE001 — PostgreSQL away: the order is judged on what is known
+            log.warning("could not read the launched tokens", exc_info=True)
 
     async def aclose(self) -> None:
         while self.closers:

@@ -3,7 +3,8 @@
 Every check here needs the token registry or the API's options, and every
 field at fault is named in one 422 whose code is that of the first problem
 (``UNKNOWN_TOKEN``, ``SAME_TOKEN``, ``INVALID_AMOUNT``, ``AMOUNT_TOO_LARGE``,
-``INVALID_SLIPPAGE``, ``UNSUPPORTED_ORDER_TYPE``, ``VALIDATION_ERROR``).
+``INVALID_SLIPPAGE``, ``UNSUPPORTED_ORDER_TYPE``, ``VALIDATION_ERROR``, and a waiting
+order's codes: ``serve.waiting_terms``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ from serve.amounts import human
 from serve.errors import ApiError
 from serve.requests import ExecuteOrderRequest, NumberOrText
 from engine.waiting import DEFAULT_TRIGGERED_SLIPPAGE_BPS
-from serve.waiting_terms import WAITING_TYPES, WaitingTerms, refuse_market_extras, waiting_terms
+from serve.waiting_terms import (
+    WAITING_TYPES,
+    AwaitedToken,
+    WaitingTerms,
+    awaited_token,
+    refuse_market_extras,
+    sniper_terms,
+    waiting_terms,
+)
 from sim.tokens import InvalidAmount, Token, TokenRegistry, UnknownToken, format_decimal, to_base_units
 
 U64_MAX = 2**64 - 1  # an SPL token account holds at most this many base units
 MAX_AMOUNT_CHARS = 64
 SUPPORTED_TYPES = ("market", *WAITING_TYPES)
-PLANNED_TYPES = ("sniper",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +42,7 @@ class ValidOrder:
 
     type: str
     token_in: Token
-    token_out: Token
+    token_out: Token | AwaitedToken  # a sniper's: the token it waits for, as far as it is known
     amount_in: int
     amount_in_decimal: str
     slippage_bps: int
@@ -42,7 +50,8 @@ class ValidOrder:
 
     def request_hash(self) -> str:
         """Same meaning, same hash: "1.5" and 1.5, amount and amountIn, SOL and its mint."""
-        parts: list[Any] = [self.type, self.token_in.mint, self.token_out.mint, self.amount_in, self.slippage_bps]
+        out = self.token_out.mint or self.token_out.symbol
+        parts: list[Any] = [self.type, self.token_in.mint, out, self.amount_in, self.slippage_bps]
         if self.waiting is not None:
             parts += list(self.waiting.asked)  # the expiry as sent: a defaulted one moves with the clock
         canonical = json.dumps(parts, separators=(",", ":"))
@@ -252,22 +261,17 @@ def parse_slippage(
 
 def _order_type(raw: str, problems: Problems) -> str:
     order_type = (raw or "market").strip().lower()
-    if order_type in PLANNED_TYPES:  # refused on its own: the rest of the order does not matter yet
-        raise ApiError(
-            422,
-            "UNSUPPORTED_ORDER_TYPE",
-            f"type: {order_type!r} orders are not supported yet; supported: {', '.join(SUPPORTED_TYPES)}",
-            [{"field": "type", "location": "body", "message": f"supported: {', '.join(SUPPORTED_TYPES)}",
-              "type": "UNSUPPORTED_ORDER_TYPE", "supported": list(SUPPORTED_TYPES)}],
-        )  # fmt: skip
     if order_type not in SUPPORTED_TYPES:
         problems.add("UNSUPPORTED_ORDER_TYPE", "type", f"unknown order type {raw!r}; use one of {', '.join(SUPPORTED_TYPES)}",
                      supported=list(SUPPORTED_TYPES))  # fmt: skip
     return order_type
 
 
-def _pair(ref_in: str, ref_out: str, tokens: TokenRegistry, problems: Problems) -> tuple[Token | None, Token | None]:
+def _pair(ref_in: str, ref_out: str, tokens: TokenRegistry, problems: Problems, *,
+          sniper: bool = False) -> tuple[Token | None, Token | AwaitedToken | None]:  # fmt: skip
     token_in = resolve_token(ref_in, tokens, "tokenIn", problems)
+    if sniper:
+        return token_in, awaited_token(ref_out, ref_out.strip() in tokens, problems)
     token_out = resolve_token(ref_out, tokens, "tokenOut", problems)
     if token_in is not None and token_out is not None and token_in == token_out:
         problems.add("SAME_TOKEN", "tokenOut", f"must differ from tokenIn (both are {token_in.symbol})")
@@ -280,7 +284,7 @@ def validate_order(
     """Every semantic check of an order; raises one ApiError (422) naming the fields."""
     problems = Problems()
     order_type = _order_type(req.type, problems)
-    token_in, token_out = _pair(req.token_in, req.token_out, tokens, problems)
+    token_in, token_out = _pair(req.token_in, req.token_out, tokens, problems, sniper=order_type == "sniper")
     amount_field, amount_raw = "amountIn", req.amount_in
     if req.amount_in is None and req.amount is not None:
         amount_field, amount_raw = "amount", req.amount
@@ -297,7 +301,11 @@ def validate_order(
     else:
         default = DEFAULT_TRIGGERED_SLIPPAGE_BPS if order_type in WAITING_TYPES else default_slippage_bps
         slippage = parse_slippage(req.slippage_bps, req.slippage, problems, default=default, maximum=max_slippage_bps)
-    if order_type in WAITING_TYPES:
+    if order_type == "sniper":
+        assert not isinstance(token_out, Token)
+        waiting = sniper_terms(req, token_in, token_out, problems, now=datetime.now(UTC))
+    elif order_type in WAITING_TYPES:
+        assert not isinstance(token_out, AwaitedToken)
         waiting = waiting_terms(req, order_type, token_in, token_out, parsed[0] if parsed else None, problems,
                                 now=datetime.now(UTC))  # fmt: skip
     elif order_type == "market":

@@ -4,7 +4,9 @@ A price is tokenOut per one tokenIn for the whole order (its exact quoted
 output divided by its input), so it becomes one exact threshold in base
 units of tokenOut: rounded up for a limit or a take-profit (never worse than
 asked), down for a stop-loss. Codes: ``MISSING_PRICE``, ``INVALID_PRICE``,
-``PRICE_ON_MARKET_ORDER``, ``INVALID_TRAILING_BPS``, ``INVALID_EXPIRY``.
+``PRICE_ON_MARKET_ORDER``, ``INVALID_TRAILING_BPS``, ``INVALID_EXPIRY``; a sniper's
+``TOKEN_ALREADY_TRADES``, ``INVALID_TOKEN``, ``MISSING_LIQUIDITY``, ``INVALID_LIQUIDITY``,
+``INVALID_PRICE_IMPACT``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from engine.waiting import DEFAULT_LIFETIME_S, MAX_LIFETIME_S, stored_trigger
+from engine.waiting import DEFAULT_LIFETIME_S, MAX_LIFETIME_S, stored_sniper, stored_trigger
 from serve.requests import NumberOrText
 from sim.tokens import Token
 from sim.triggers import threshold_out
 
-WAITING_TYPES = ("limit", "stop_loss", "take_profit", "trailing_stop")
+WAITING_TYPES = ("limit", "stop_loss", "take_profit", "trailing_stop", "sniper")
+DEFAULT_SNIPER_IMPACT_BPS = 1_000
+_BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 _PRICE_FIELD = {"limit": "limitPrice", "stop_loss": "triggerPrice", "take_profit": "triggerPrice"}
 MAX_PRICE_CHARS = 64
 
@@ -33,6 +37,8 @@ class WaitingRequest(Protocol):
     trigger_price: NumberOrText | None
     trailing_bps: NumberOrText | None
     expires_at: NumberOrText | None
+    min_liquidity: NumberOrText | None
+    max_price_impact_bps: NumberOrText | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,8 @@ class WaitingTerms:
 def refuse_market_extras(req: WaitingRequest, problems: ProblemSink) -> None:
     """A market order executes now: a price, a trailing distance or an expiry means the client meant another type."""
     for field, value in (("limitPrice", req.limit_price), ("triggerPrice", req.trigger_price),
-                         ("trailingBps", req.trailing_bps), ("expiresAt", req.expires_at)):  # fmt: skip
+                         ("trailingBps", req.trailing_bps), ("expiresAt", req.expires_at),
+                         ("minLiquidity", req.min_liquidity), ("maxPriceImpactBps", req.max_price_impact_bps)):  # fmt: skip
         if value is not None:
             problems.add("PRICE_ON_MARKET_ORDER", field,
                          f"a market order executes now and takes no {field}; set type to an order that waits "
@@ -91,24 +98,26 @@ def waiting_terms(
     return WaitingTerms(trigger, expires_at, asked)
 
 
-def _price(raw: NumberOrText | None, field: str, problems: ProblemSink) -> Decimal | None:
+def _price(raw: NumberOrText | None, field: str, problems: ProblemSink, *, code: str = "INVALID_PRICE",
+           missing: str = "MISSING_PRICE") -> Decimal | None:  # fmt: skip
+    """A positive decimal within 1e-30..1e30 (a price, or a sniper's liquidity)."""
     if raw is None:
-        problems.add("MISSING_PRICE", field, "field required for this order type")
+        problems.add(missing, field, "field required for this order type")
         return None
     text = raw.strip() if isinstance(raw, str) else str(raw)
     if len(text) > MAX_PRICE_CHARS:
-        problems.add("INVALID_PRICE", field, f"is longer than {MAX_PRICE_CHARS} characters")
+        problems.add(code, field, f"is longer than {MAX_PRICE_CHARS} characters")
         return None
     try:
         value = Decimal(text)
     except InvalidOperation:
-        problems.add("INVALID_PRICE", field, f"{text!r} is not a number")
+        problems.add(code, field, f"{text!r} is not a number")
         return None
     if not value.is_finite() or value <= 0:
-        problems.add("INVALID_PRICE", field, f"must be a positive price (tokenOut per tokenIn), got {text}")
+        problems.add(code, field, f"must be a positive number, got {text}")
         return None
     if not -30 <= value.adjusted() <= 30:
-        problems.add("INVALID_PRICE", field, f"{text} is outside 1e-30..1e30")
+        problems.add(code, field, f"{text} is outside 1e-30..1e30")
         return None
     return value
 
@@ -161,3 +170,59 @@ def _parse_time(raw: NumberOrText) -> datetime | None:
     except (ValueError, OverflowError, OSError):
         return None
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitedToken:
+    """The token a sniper waits for, as far as it is known: a symbol, or a mint (then its symbol is the mint)."""
+
+    ref: str
+    symbol: str
+    mint: str
+
+
+def awaited_token(raw: str, known: bool, problems: ProblemSink) -> AwaitedToken | None:
+    """The token a sniper names; it must not trade yet (every known token has a pool)."""
+    ref = raw.strip()
+    if known:
+        problems.add("TOKEN_ALREADY_TRADES", "tokenOut",
+                     f"{ref} has a pool already: a sniper waits for a token's first pool; send a market or limit order")  # fmt: skip
+        return None
+    if ref.isalnum() and 1 <= len(ref) <= 16:
+        return AwaitedToken(ref, ref.upper(), "")
+    if 32 <= len(ref) <= 44 and set(ref) <= _BASE58:
+        return AwaitedToken(ref, ref, ref)
+    problems.add("INVALID_TOKEN", "tokenOut", "a sniper's token is a symbol (1..16 letters or digits) or a mint")
+    return None
+
+
+def sniper_terms(req: WaitingRequest, token_in: Token | None, awaited: AwaitedToken | None,
+                 problems: ProblemSink, *, now: datetime) -> WaitingTerms | None:  # fmt: skip
+    for field, value in (("limitPrice", req.limit_price), ("triggerPrice", req.trigger_price),
+                         ("trailingBps", req.trailing_bps)):  # fmt: skip
+        if value is not None:
+            problems.add("INVALID_PRICE", field, f"a sniper takes no {field}; it fires when its token's pool opens")
+    liquidity = _price(req.min_liquidity, "minLiquidity", problems, code="INVALID_LIQUIDITY", missing="MISSING_LIQUIDITY")
+    impact = _bps_within(req.max_price_impact_bps, "maxPriceImpactBps", 1, 5000, DEFAULT_SNIPER_IMPACT_BPS,
+                         problems, code="INVALID_PRICE_IMPACT")  # fmt: skip
+    expires_at = _expiry(req.expires_at, problems, now=now)
+    if None in (liquidity, impact, expires_at, token_in, awaited):
+        return None
+    assert liquidity is not None and impact is not None and expires_at is not None and awaited is not None
+    trigger = stored_sniper(awaited.ref, min_liquidity=liquidity, max_price_impact_bps=impact)
+    asked = (format(liquidity, "f"), impact, None if req.expires_at is None else str(req.expires_at))
+    return WaitingTerms(trigger, expires_at, asked)
+
+
+def _bps_within(raw: NumberOrText | None, field: str, low: int, high: int, default: int, problems: ProblemSink,
+                *, code: str) -> int | None:  # fmt: skip
+    if raw is None:
+        return default
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value != value.to_integral_value() or not low <= value <= high:
+        problems.add(code, field, f"must be a whole number of bps within {low}..{high}, got {raw}", min=low, max=high)
+        return None
+    return int(value)

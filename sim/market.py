@@ -236,6 +236,22 @@ class Market:
 
     # -- moving --------------------------------------------------------------------
 
+    def add_pool(self, pool: Pool, new_token_usd: dict[str, float]) -> bool:
+        """A pool opened during the run (a launch); ``new_token_usd``: the reference price of a token the
+        market does not price yet (it is anchored there). False when the pool is known already."""
+        if pool.pool_id in self.pools:
+            return False
+        for symbol, price in new_token_usd.items():
+            if symbol not in self._log_price:
+                self._anchor[symbol] = self._log_price[symbol] = math.log(price)
+                self._symbols = sorted(self._log_price)
+        for token in pool.tokens:
+            if token.symbol not in self._log_price:
+                raise ValueError(f"pool {pool.pool_id} trades {token.symbol}, which has no reference price")
+        self.pools[pool.pool_id] = pool
+        self._order = sorted(self.pools)
+        return True
+
     def shock(self, symbol: str, move_bps: float) -> tuple[float, float]:
         """Move a token's reference price by ``move_bps`` (signed) for good: its anchor moves too,
         so mean reversion keeps it there. Returns the USD price before and after."""

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from engine.ports import DispatcherStores, ExecutorStores, TriggerStores
 from storage.db import open_pool
 from storage.events import EventBus
+from storage.market import LaunchStore
 from storage.orders import OrderStore
 from storage.queue import OrderQueue
 from storage.ratelimit import SlidingWindowLimiter
@@ -30,7 +31,8 @@ class StorageConnector:
     async def executor_stores(self, slots: int = 1) -> ExecutorStores:
         db = await open_pool(self.database_url, min_size=1, max_size=slots + 1)
         return ExecutorStores(
-            orders=OrderStore(db), trades=PoolTradeStore(db), events=EventBus(open_redis(self.redis_url))
+            orders=OrderStore(db), trades=PoolTradeStore(db), events=EventBus(open_redis(self.redis_url)),
+            launches=LaunchStore(db),
         )
 
     async def pool_ledger(self) -> PoolTradeStore:
@@ -49,7 +51,10 @@ class StorageConnector:
         queue = OrderQueue(redis)
         await queue.ensure_group()
         db = await open_pool(self.database_url, min_size=1, max_size=4)
-        return TriggerStores(orders=OrderStore(db), events=EventBus(redis), queue=queue)
+        return TriggerStores(orders=OrderStore(db), events=EventBus(redis), queue=queue, launches=LaunchStore(db))
+
+    async def launch_store(self) -> LaunchStore:
+        return LaunchStore(await open_pool(self.database_url, min_size=1, max_size=2))
 
 
 class StoreHealthChecks:

@@ -133,6 +133,9 @@ _FIELD_ADAPTERS: dict[str, Any] = {
     "error_code": _as_text,
     "error_message": _as_text,
     "trigger": lambda _name, value: jsonb(value),
+    # A sniper learns the token it waited for when its pool opens.
+    "token_out": _as_text,
+    "mint_out": _as_text,
 }
 TRANSITION_FIELDS = frozenset(_FIELD_ADAPTERS)
 

@@ -28,6 +28,7 @@ _ENGINE_DOWN = error_example(503, "ENGINE_UNAVAILABLE", "the engine did not answ
 )
 async def pools(services: ServicesDep) -> PoolsResponse:
     summaries = await services.engine.pool_summaries()
+    await services.learn_tokens(*(symbol for s in summaries for symbol in (s.base, s.quote)))
     return PoolsResponse(pools=[pool_view(s, services.tokens) for s in summaries])
 
 
@@ -68,6 +69,7 @@ async def quote(
     ] = None,
 ) -> QuoteResponse:
     opts = services.options
+    await services.learn_tokens(token_in, token_out)
     terms = validate_quote(
         token_in, token_out, amount_in, amount, slippage_bps, services.tokens,
         default_slippage_bps=opts.default_slippage_bps, max_slippage_bps=opts.max_slippage_bps,

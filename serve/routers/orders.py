@@ -48,6 +48,7 @@ async def _find_order(services: Services, raw_id: str) -> Any:
     record = await services.store.get_order(order_id)
     if record is None:
         raise order_not_found(order_id)
+    await services.learn_tokens(record.token_in, record.token_out)
     return record
 
 
@@ -112,6 +113,7 @@ async def list_orders(
             "cursor: not a cursor returned by this API",
             [{"field": "cursor", "location": "query", "message": "invalid cursor", "type": "INVALID_CURSOR"}],
         ) from None
+    await services.learn_tokens(*(token for r in records for token in (r.token_in, r.token_out)))
     return OrderListResponse(
         orders=[order_view(r, services.tokens) for r in records], next_cursor=next_cursor, limit=limit
     )

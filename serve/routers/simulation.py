@@ -1,20 +1,22 @@
 """Simulation controls: move the market on purpose (to trip stops and limits in tests, demos and load runs).
 
-On by default on a local engine (``api.sim_controls``); off, every route here answers 404.
+``POST /api/sim/shock`` and ``POST /api/sim/launch``. ``api.sim_controls``: ``auto`` (on while
+the API listens on loopback only, off on any other address), ``on`` or ``off``; off, they answer 404.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import Field, model_validator
 
 from serve.camel import CamelModel
 from serve.dependencies import ServicesDep, limit_orders
-from engine.errors import MarketOff
+from engine.errors import LaunchRefused, MarketOff
 from serve.errors import ApiError, error_example
-from sim.tokens import UnknownToken
+from sim.tokens import Token, UnknownToken
 
 router = APIRouter(tags=["simulation"], dependencies=[Depends(limit_orders)])
 
@@ -45,8 +47,30 @@ class ShockResponse(CamelModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class LaunchRequest(CamelModel):
+    """A new token and its first pool, opened now."""
+
+    symbol: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$", examples=["MEOW"])
+    mint: str | None = Field(None, min_length=32, max_length=44, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$",
+                             description="Generated from the seed when absent.")
+    decimals: int = Field(6, ge=0, le=12)
+    pair_with: str = Field(max_length=64, description="The token it trades against (symbol or mint).",
+                           examples=["SOL"])
+    dex: Literal["raydium", "meteora"] = "raydium"
+    liquidity: Annotated[Decimal, Field(gt=0, le=Decimal("1e12"))] = Field(
+        description="The pool's whole value, in pairWith units.", examples=["200"])
+    price: Annotated[Decimal, Field(gt=0, le=Decimal("1e12"))] = Field(
+        description="pairWith per one new token.", examples=["0.0001"])
+
+
+class LaunchResponse(CamelModel):
+    token: dict[str, Any]
+    pool_id: str
+    dex: str
+
+
 def _controls_on(services: Any) -> None:
-    if not services.options.sim_controls:
+    if not services.options.sim_controls_on:
         raise ApiError(404, "NOT_FOUND", "simulation controls are off on this engine (api.sim_controls)")
 
 
@@ -87,3 +111,32 @@ async def shock(body: ShockRequest, services: ServicesDep) -> ShockResponse:
                        f"{body.move_bps:+d} bps; nothing was traded", {"price": moved["priceBefore"]})
     return ShockResponse(target=body.pool_id, price_before=moved["priceBefore"], price_after=moved["priceAfter"],
                          details={"trade": moved.get("trade")})  # fmt: skip
+
+
+@router.post(
+    "/api/sim/launch",
+    response_model=LaunchResponse,
+    status_code=201,
+    summary="Launch a token",
+    description="Creates the token and its first pool now (Raydium: constant product; Meteora: a DLMM book) at "
+    "`price` with `liquidity`; the market trades it from then on, and the snipers waiting for it fire. Answers "
+    "with the token and the pool id.",
+    responses={
+        400: error_example(400, "MALFORMED_JSON", "the request body is not valid JSON"),
+        404: error_example(404, "NOT_FOUND", "simulation controls are off on this engine (api.sim_controls)"),
+        409: error_example(409, "TOKEN_EXISTS", "token MEOW or its mint exists already",
+                           summary="The token exists, or the API runs without an engine (NO_ENGINE)"),
+        503: error_example(503, "ENGINE_UNAVAILABLE", "the engine did not answer"),
+    },
+)
+async def launch(body: LaunchRequest, services: ServicesDep) -> LaunchResponse:
+    _controls_on(services)
+    request = {**body.model_dump(by_alias=True, mode="json"), "liquidity": str(body.liquidity), "price": str(body.price)}
+    try:
+        opened = await services.engine.launch(request)
+    except LaunchRefused as exc:
+        status = 409 if exc.code in ("TOKEN_EXISTS", "NO_ENGINE") else 422
+        raise ApiError(status, exc.code, exc.message) from None
+    token = opened["token"]
+    services.tokens.add(Token(token["symbol"], token["mint"], token["decimals"]))
+    return LaunchResponse(token=token, pool_id=opened["poolId"], dex=opened["dex"])

@@ -148,8 +148,10 @@ async def _execute(websocket: WebSocket, services: Services, limits: ClientLimit
         return
     try:
         await limits.check("orders", client_key(websocket))
+        request = _order_request(_message_text(message), max_bytes)
+        await services.learn_tokens(request.token_in, request.token_out)
         submission = take_order(
-            _order_request(_message_text(message), max_bytes), services,
+            request, services,
             idempotency_key=websocket.headers.get("idempotency-key"), client_id=websocket.headers.get("x-client-id"),
         )  # fmt: skip
         record, created = await submit_order(services, submission)

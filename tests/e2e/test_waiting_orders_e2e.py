@@ -205,21 +205,8 @@ async def test_a_restarted_book_rebuilds_from_the_store_and_fires_each_order_onc
         for order_id in ids:
             await until_status(http, order_id, "open")
         book = ray.get_actor(TRIGGER_BOOK_NAME, namespace=settings.ray.namespace)
-        old_pid = await book.__ray_call__.remote(lambda self: __import__("os").getpid())
-        ray.kill(book, no_restart=False)
-        deadline = time.monotonic() + 60
-        # ray.kill returns before the old process is gone (it may still answer a call or two): wait
-        # until a new process answers, then until it has rebuilt itself from PostgreSQL.
-        while True:
-            try:
-                pid = await asyncio.wait_for(book.__ray_call__.remote(lambda self: __import__("os").getpid()), 10)
-                if pid != old_pid:
-                    assert await asyncio.wait_for(book.ready.remote(), 30)
-                    break
-            except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError, TimeoutError):
-                pass
-            assert time.monotonic() < deadline, "the trigger book did not come back"
-            await asyncio.sleep(0.2)
+        await kill_and_await_restart(book)
+        assert await asyncio.wait_for(book.ready.remote(), 30)  # rebuilt from PostgreSQL by then
         assert (await book.stats.remote())["armed"] == 3
         watched = [follow(api, order_id) for order_id in ids]
         await shock(http, sol_usdc_pools, 300)
@@ -268,3 +255,72 @@ async def test_shocks_answer_what_they_moved_and_refuse_what_they_cannot(api: st
     assert token.status_code == 409 and token.json()["error"]["code"] == "MARKET_OFF"  # the market is off here
     assert unknown.status_code == 404
     assert both.status_code == 422
+
+
+def _pid(handle) -> object:
+    return handle.__ray_call__.remote(lambda self: __import__("os").getpid())
+
+
+async def kill_and_await_restart(handle, timeout_s: float = 60) -> None:
+    """Kill an actor and wait until a new process answers for it (ray.kill returns before the old one is
+    gone: it may still answer a call or two)."""
+    old_pid = await _pid(handle)
+    ray.kill(handle, no_restart=False)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if await asyncio.wait_for(_pid(handle), 10) != old_pid:
+                return
+        except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError, TimeoutError):
+            pass
+        assert time.monotonic() < deadline, "the actor did not come back"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_sniper_fires_on_its_token_s_launch_and_not_before(api: str, settings: EngineSettings):
+    async with httpx.AsyncClient(base_url=api, timeout=60) as http:
+        sniper = await submit(http, type="sniper", tokenOut="MEOW", amountIn="0.5", minLiquidity="100",
+                              maxPriceImpactBps=2000)  # fmt: skip
+        deep = await submit(http, type="sniper", tokenOut="meow", amountIn="0.5", minLiquidity="100000")
+        watched = follow(api, sniper)
+        opened = await until_status(http, sniper, "open")
+        assert opened["waitingFor"]["token"] == "MEOW" and opened["tokenOut"] == "MEOW"
+        other = await http.post("/api/sim/launch", json={"symbol": "WOOF", "pairWith": "SOL", "liquidity": "150",
+                                                         "price": "0.001"})  # fmt: skip
+        assert other.status_code == 201, other.text
+        await asyncio.sleep(0.5)
+        assert (await http.get(f"/api/orders/{sniper}")).json()["status"] == "open"  # not another token's pool
+        launched = await http.post("/api/sim/launch", json={"symbol": "MEOW", "pairWith": "SOL", "dex": "meteora",
+                                                            "liquidity": "300", "price": "0.0001"})  # fmt: skip
+        events, code = await watched
+        again = await http.post("/api/sim/launch", json={"symbol": "MEOW", "pairWith": "SOL", "liquidity": "1",
+                                                         "price": "1"})  # fmt: skip
+        late = await http.post("/api/orders/execute", json={**PAIR, "type": "sniper", "tokenOut": "MEOW",
+                                                            "minLiquidity": "1"})  # fmt: skip
+        quote = await http.get("/api/quote", params={"tokenIn": "SOL", "tokenOut": "MEOW", "amountIn": "0.1"})
+        still = (await http.get(f"/api/orders/{deep}")).json()["status"]
+        cancelled = await http.delete(f"/api/orders/{deep}")
+        order = (await http.get(f"/api/orders/{sniper}")).json()
+    assert launched.status_code == 201 and launched.json()["poolId"] == "meteora:MEOW-SOL"
+    assert statuses(events) == ["pending", "open", "triggered", "routing", "building", "submitted", "confirmed"]
+    assert events[2]["details"]["poolId"] == "meteora:MEOW-SOL" and code == 1000
+    assert Decimal(events[2]["details"]["liquiditySeen"]) >= 100
+    assert order["tokenOut"] == "MEOW" and order["mintOut"] == launched.json()["token"]["mint"]
+    assert Decimal(order["amountOut"]) > 0 and order["dex"] == "meteora"
+    assert again.status_code == 409 and again.json()["error"]["code"] == "TOKEN_EXISTS"
+    assert late.status_code == 422 and late.json()["error"]["code"] == "TOKEN_ALREADY_TRADES"
+    assert quote.status_code == 200, quote.text
+    assert still == "open" and cancelled.json()["status"] == "cancelled"  # too little liquidity for it
+
+
+async def test_a_restarted_router_still_routes_to_the_pools_launched_before(api: str, settings: EngineSettings):
+    async with httpx.AsyncClient(base_url=api, timeout=60) as http:
+        launched = await http.post("/api/sim/launch", json={"symbol": "HISS", "pairWith": "USDC", "liquidity": "5000",
+                                                            "price": "0.5"})  # fmt: skip
+        assert launched.status_code == 201, launched.text
+        router = ray.get_actor("router", namespace=settings.ray.namespace)
+        await kill_and_await_restart(router)
+        assert "raydium:HISS-USDC" in await router.pool_ids.remote()  # asked the launchpad
+        order_id = await submit(http, tokenIn="USDC", tokenOut="HISS", amountIn="10", type="market")
+        events, _ = await follow(api, order_id)
+    assert statuses(events)[-1] == "confirmed", events[-1]

@@ -17,7 +17,7 @@ import redis
 from actors.system import EngineActors, stop_actors
 from engine.settings import EngineSettings, LatencySettings
 from engine.audit import report_lines
-from sim.orders import OrderStatus
+from sim.orders import ACTIVE_STATUSES, OrderStatus
 from sim.tokens import TokenRegistry, to_base_units
 from storage.events import EventBus
 from engine.intake import accept_order
@@ -60,8 +60,10 @@ def reset_storage(settings: EngineSettings) -> None:
 
 
 @contextlib.contextmanager
-def running_engine(settings: EngineSettings) -> Iterator[EngineActors]:
-    reset_storage(settings)
+def running_engine(settings: EngineSettings, *, reset: bool = True) -> Iterator[EngineActors]:
+    """The engine's actors on the session's Ray; ``reset``: on empty books (else on what the store holds)."""
+    if reset:
+        reset_storage(settings)
     actors = start_engine_actors(settings)
     try:
         yield actors
@@ -73,6 +75,7 @@ async def submit(
     settings: EngineSettings,
     orders: list[tuple[str, str, str]],
     slippage_bps: int = 100,
+    tokens: TokenRegistry = TOKENS,
 ) -> list[str]:
     """Accept orders the way the API does: stored, published, then queued."""
     import redis.asyncio as aioredis
@@ -85,7 +88,7 @@ async def submit(
         store, queue, bus = OrderStore(pool), OrderQueue(client), EventBus(client)
         ids = []
         for token_in, token_out, amount in orders:
-            t_in, t_out = TOKENS[token_in], TOKENS[token_out]
+            t_in, t_out = tokens[token_in], tokens[token_out]
             record, _ = await accept_order(
                 store, bus, queue,
                 NewOrder(
@@ -189,7 +192,7 @@ def wait_quiet(database_url: str, timeout_s: float = 60.0) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         while time.monotonic() < end:
             (open_orders,) = conn.execute(
-                "SELECT count(*) FROM orders WHERE status NOT IN ('confirmed', 'failed')"
+                "SELECT count(*) FROM orders WHERE status = ANY(%s)", (sorted(ACTIVE_STATUSES),)
             ).fetchone()
             if open_orders == 0:
                 return

@@ -340,7 +340,7 @@ BAD_ORDERS: list[tuple[str, Any, int, str, str | None]] = [
      "INVALID_SLIPPAGE", "slippage"),
     ("slippages that disagree", {**ORDER, "slippage": 0.02}, 422, "INVALID_SLIPPAGE", "slippage"),
     ("limit order without its price", {**ORDER, "type": "limit", "slippageBps": None}, 422, "MISSING_PRICE", "limitPrice"),
-    ("sniper order", {**ORDER, "type": "sniper"}, 422, "UNSUPPORTED_ORDER_TYPE", "type"),
+    ("sniper for a token that trades", {**ORDER, "type": "sniper"}, 422, "TOKEN_ALREADY_TRADES", "tokenOut"),
     ("unknown type", {**ORDER, "type": "stop"}, 422, "UNSUPPORTED_ORDER_TYPE", "type"),
 ]  # fmt: skip
 

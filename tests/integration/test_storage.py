@@ -597,3 +597,27 @@ async def test_open_orders_page_in_acceptance_order_and_are_not_what_the_sweep_r
     assert await store.record_trailing_highs({ids[1]: {"highOut": "789"}}) == 0  # only open orders move
     with pytest.raises(ValueError, match="a waiting order has a trigger"):
         new_order(type="limit")
+
+
+async def test_a_launch_is_recorded_once_with_its_token_and_pool(db: AsyncConnectionPool) -> None:
+    from decimal import Decimal
+
+    from engine.errors import TokenExists
+    from sim.launches import Launch, launch_mint, launch_pool
+    from sim.tokens import SOL
+    from storage.market import LaunchStore
+    from storage.trades import PoolTradeStore
+
+    store = LaunchStore(db)
+    launch = Launch("MEOW", launch_mint(7, "MEOW"), 6, "SOL", "raydium", Decimal("200"), Decimal("0.0001"))
+    await store.record_launch(launch)
+    for clash in (launch, Launch("meow", launch_mint(7, "other"), 6, "SOL", "meteora", Decimal(1), Decimal(1)),
+                  Launch("WOOF", launch.mint, 6, "SOL", "raydium", Decimal(1), Decimal(1))):  # fmt: skip
+        with pytest.raises(TokenExists):
+            await store.record_launch(clash)
+    assert [t.symbol for t in await store.tokens()] == ["MEOW"]
+    assert await store.pools() == [("raydium:MEOW-SOL", "MEOW", "SOL")]
+    assert await store.genesis("raydium:MEOW-SOL") is None  # the pool actor writes it when it starts
+    snapshot = launch_pool(launch, SOL).snapshot()
+    await PoolTradeStore(db).ensure_genesis("raydium:MEOW-SOL", snapshot)
+    assert (await store.genesis("raydium:MEOW-SOL"))["pool_id"] == "raydium:MEOW-SOL"

@@ -145,9 +145,14 @@ def test_every_documented_operation_has_a_request() -> None:
     assert documented <= covered, f"operations without a request: {sorted(documented - covered)}"
 
 
-@pytest.mark.parametrize(("folder", "item"), [r for r in REQUESTS if r[1]["request"]["url"]["path"][-1] == "shock"],
-                         ids=[i for i, r in zip(IDS, REQUESTS, strict=True) if r[1]["request"]["url"]["path"][-1] == "shock"])  # fmt: skip
-def test_shock_examples_are_valid_shocks(folder: str, item: dict[str, Any]) -> None:
-    from serve.routers.simulation import ShockRequest
+def _is_control(request: dict[str, Any]) -> bool:
+    return request["url"]["path"][:2] == ["api", "sim"]
 
-    ShockRequest.model_validate(json.loads(item["request"]["body"]["raw"]))
+
+@pytest.mark.parametrize(("folder", "item"), [r for r in REQUESTS if _is_control(r[1]["request"])],
+                         ids=[i for i, r in zip(IDS, REQUESTS, strict=True) if _is_control(r[1]["request"])])  # fmt: skip
+def test_simulation_control_examples_are_valid_requests(folder: str, item: dict[str, Any]) -> None:
+    from serve.routers.simulation import LaunchRequest, ShockRequest
+
+    model = {"shock": ShockRequest, "launch": LaunchRequest}[item["request"]["url"]["path"][-1]]
+    model.model_validate(json.loads(item["request"]["body"]["raw"]))

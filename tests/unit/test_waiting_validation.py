@@ -65,7 +65,14 @@ def test_a_trailing_stop_takes_bps_within_50_to_5000_and_no_price():
         ({"type": "market", "triggerPrice": "150"}, "PRICE_ON_MARKET_ORDER"),
         ({"expiresAt": "2030-01-01T00:00:00Z"}, "PRICE_ON_MARKET_ORDER"),
         ({"type": "limit", "limitPrice": "150", "tokenOut": "SOL"}, "SAME_TOKEN"),
-        ({"type": "sniper"}, "UNSUPPORTED_ORDER_TYPE"),
+        ({"type": "twap"}, "UNSUPPORTED_ORDER_TYPE"),
+        ({"type": "sniper", "tokenOut": "NEWCOIN"}, "MISSING_LIQUIDITY"),
+        ({"type": "sniper", "tokenOut": "NEWCOIN", "minLiquidity": "0"}, "INVALID_LIQUIDITY"),
+        ({"type": "sniper", "tokenOut": "USDC", "minLiquidity": "10"}, "TOKEN_ALREADY_TRADES"),
+        ({"type": "sniper", "tokenOut": "not a token!", "minLiquidity": "10"}, "INVALID_TOKEN"),
+        ({"type": "sniper", "tokenOut": "NEWCOIN", "minLiquidity": "10", "maxPriceImpactBps": 0}, "INVALID_PRICE_IMPACT"),
+        ({"type": "sniper", "tokenOut": "NEWCOIN", "minLiquidity": "10", "limitPrice": "1"}, "INVALID_PRICE"),
+        ({"type": "market", "minLiquidity": "10"}, "PRICE_ON_MARKET_ORDER"),
     ],
 )
 def test_bad_terms_are_named(body: dict, code: str):
@@ -93,3 +100,25 @@ def test_the_same_order_hashes_the_same_whatever_its_default_expiry():
     assert a.request_hash() != valid(type="limit", limitPrice="151").request_hash()
     assert a.request_hash() != valid(type="take_profit", triggerPrice="150").request_hash()
     assert Decimal(a.waiting.trigger["price"]) == 150
+
+
+def test_a_sniper_waits_for_a_token_by_symbol_or_mint_with_its_bounds():
+    order = valid(type="sniper", tokenOut="newcoin", minLiquidity="100")
+    assert (order.token_out.symbol, order.token_out.mint) == ("NEWCOIN", "")
+    assert order.waiting.trigger == {"kind": "sniper", "tokenRef": "newcoin", "minLiquidity": "100",
+                                     "maxPriceImpactBps": 1000}  # fmt: skip
+    assert order.slippage_bps == 500
+    mint = "7" * 44
+    by_mint = valid(type="sniper", tokenOut=mint, minLiquidity="5", maxPriceImpactBps=300)
+    new = by_mint.new_order()
+    assert (new.token_out, new.mint_out, new.trigger["maxPriceImpactBps"]) == (mint, mint, 300)
+    assert by_mint.request_hash() != order.request_hash()
+
+
+def test_simulation_controls_are_on_for_a_local_engine_and_off_on_any_other_address_unless_asked():
+    from engine.settings import ApiSettings
+
+    assert ApiSettings().sim_controls_on
+    assert not ApiSettings(host="0.0.0.0").sim_controls_on
+    assert ApiSettings(host="0.0.0.0", sim_controls="on").sim_controls_on
+    assert not ApiSettings(sim_controls="off").sim_controls_on
