@@ -186,6 +186,20 @@ class EngineSettings(BaseSettings):
     api: ApiSettings = ApiSettings()
     ray: RaySettings = RaySettings()
 
+    def with_profile(self, profile: str) -> EngineSettings:
+        """``default``: as configured. ``benchmark``: the way the ceiling is measured: every simulated
+        latency 0, the engine's rate limit and the per-client API limits off, everything else as is."""
+        if profile == "default":
+            return self
+        if profile != "benchmark":
+            raise ValueError(f"unknown profile {profile!r}: default or benchmark")
+        return self.model_copy(update={
+            "latency": LatencySettings.zero(),
+            "dispatch": self.dispatch.model_copy(update={"rate_limit_per_minute": 0}),
+            "api": self.api.model_copy(update={"order_limit_per_minute": 0, "read_limit_per_minute": 0,
+                                               "ws_max_per_client": 0}),
+        })  # fmt: skip
+
     @classmethod
     def settings_customise_sources(
         cls,

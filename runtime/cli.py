@@ -2,7 +2,8 @@
 
   dexengine up     start what is missing (PostgreSQL, Redis, Ray with its
                    dashboard, the actors, the Serve API, the market) and run
-                   until Ctrl-C or SIGTERM
+                   until Ctrl-C or SIGTERM; --profile benchmark: the way the
+                   ceiling is measured (latencies 0, every rate limit off)
   dexengine demo   the seed's demo client: 5 orders at once, each followed
                    on its WebSocket; against a running engine, or starting one
   dexengine servers stop
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start the engine and keep it running")
     up.add_argument("--no-market", action="store_true", help="keep pool prices still")
     up.add_argument("--zero-latency", action="store_true", help="no simulated delays")
+    up.add_argument("--profile", choices=["default", "benchmark"], default="default",
+                    help="benchmark: every simulated latency 0, the rate limit and the per-client limits off")
     demo = sub.add_parser("demo", help="run the seed's demo client")
     demo.add_argument("--url", default=None, help="engine API (default: start one)")
     demo.add_argument("--orders", type=int, default=5)
@@ -109,7 +112,7 @@ def _books_urls(settings: EngineSettings) -> tuple[str | None, str | None]:
 
 
 def _settings(args: argparse.Namespace) -> EngineSettings:
-    settings = EngineSettings()
+    settings = EngineSettings().with_profile(getattr(args, "profile", "default"))
     if getattr(args, "no_market", False):
         settings = settings.model_copy(update={"market": settings.market.model_copy(update={"enabled": False})})
     if getattr(args, "zero_latency", False):
@@ -126,6 +129,9 @@ def run_up(args: argparse.Namespace, ready: threading.Event | None = None) -> in
     started = time.perf_counter()
     with running_engine(_settings(args)) as engine:
         _print_banner(engine.settings, time.perf_counter() - started)
+        if getattr(args, "profile", "default") == "benchmark":
+            print("profile benchmark: every simulated latency 0, the rate limit and the per-client limits off\n",
+                  flush=True)  # fmt: skip
         if ready is not None:
             ready.set()
         try:

@@ -267,3 +267,29 @@ def test_market_spec_becomes_market_params() -> None:
     assert not params.noise.enabled and params.noise.rate("raydium:SOL-USDC") == 0.1
     assert params.noise.rate("meteora:SOL-USDC") == 2.0 and params.noise.max_usd == 50.0
     assert config.market.to_params(seed=5, tick_s=1.0).seed == 5
+
+
+def test_the_benchmark_profile_turns_off_the_latencies_and_every_rate_limit_and_nothing_else():
+    from engine.settings import EngineSettings
+
+    base = EngineSettings.model_validate({})
+    bench = base.with_profile("benchmark")
+    assert bench.latency.model_dump() == dict.fromkeys(base.latency.model_dump(), 0.0)
+    assert bench.dispatch.rate_limit_per_minute == 0 and bench.dispatch.executors == base.dispatch.executors
+    assert (bench.api.order_limit_per_minute, bench.api.read_limit_per_minute, bench.api.ws_max_per_client) == (0, 0, 0)
+    assert bench.market == base.market and bench.retry == base.retry and bench.routing == base.routing
+    assert bench.api.host == base.api.host and bench.api.port == base.api.port
+    assert base.with_profile("default") is base
+    with pytest.raises(ValueError, match="unknown profile"):
+        base.with_profile("fast")
+
+
+def test_dexengine_up_takes_the_profile_from_its_command_line():
+    import argparse
+
+    from runtime.cli import _settings
+
+    args = argparse.Namespace(profile="benchmark", no_market=True, zero_latency=False)
+    settings = _settings(args)
+    assert settings.dispatch.rate_limit_per_minute == 0 and settings.latency.quote_s == 0
+    assert not settings.market.enabled
