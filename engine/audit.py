@@ -74,6 +74,7 @@ class OrderRow:
     error_code: str | None
     created_at: datetime
     updated_at: datetime  # its last change
+    expires_at: datetime | None = None  # an order that waits: when it stops waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +249,10 @@ def fill_violations(order: OrderRow, fill_legs: Sequence[int]) -> list[Violation
 
 
 def is_stale(order: OrderRow, now: datetime, stale_after_s: float) -> bool:
+    """An order the engine should have moved by now: one it runs, unchanged for ``stale_after_s``; or one
+    that waits, still open ``stale_after_s`` after it expired (the trigger book's timer missed it)."""
+    if order.status in WAITING_STATUSES:
+        return order.expires_at is not None and (now - order.expires_at).total_seconds() > stale_after_s
     return order.status in ACTIVE_STATUSES and (now - order.updated_at).total_seconds() > stale_after_s
 
 
@@ -312,6 +317,10 @@ class BookAudit:
         found += fill_violations(order, fill_legs)
         if order.status in WAITING_STATUSES:
             report.waiting += 1
+            if is_stale(order, report.checked_at, report.stale_after_s):  # not queued: nothing runs it
+                assert order.expires_at is not None
+                late = (report.checked_at - order.expires_at).total_seconds()
+                found.append(Violation(ViolationKind.STALLED, order.order_id, f"open {late:.0f}s after it expired"))
         elif not order.status.is_final:
             report.unfinished += 1
             if self._oldest is None or order.created_at < self._oldest.created_at:

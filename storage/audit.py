@@ -20,7 +20,7 @@ ORDER_BATCH = 2000
 _FIRST_ID = "00000000-0000-0000-0000-000000000000"
 
 _ORDERS = (
-    "SELECT id::text, status, seq, error_code, created_at, updated_at FROM orders"
+    "SELECT id::text, status, seq, error_code, created_at, updated_at, expires_at FROM orders"
     " WHERE id > %s::uuid ORDER BY id LIMIT %s"
 )
 _HISTORIES = (
@@ -78,8 +78,8 @@ async def read_orders(conn: psycopg.AsyncConnection, audit: BookAudit, batch: in
         fills: dict[str, list[int]] = defaultdict(list)
         for order_id, leg in await (await conn.execute(_FILLS, (ids,))).fetchall():
             fills[order_id].append(leg)
-        for order_id, status, seq, error_code, created_at, updated_at in rows:
-            order = OrderRow(order_id, OrderStatus(status), seq, error_code, created_at, updated_at)
+        for order_id, status, seq, error_code, created_at, updated_at, expires_at in rows:
+            order = OrderRow(order_id, OrderStatus(status), seq, error_code, created_at, updated_at, expires_at)
             audit.add_order(order, histories.get(order_id, ()), fills.get(order_id, ()))
         if len(rows) < batch:
             return

@@ -223,6 +223,18 @@ def test_an_unfinished_order_is_stalled_only_past_the_bound(books: Books) -> Non
     assert books.audit(stale_after_s=397).clean
 
 
+def test_an_order_that_waits_is_stalled_only_once_it_is_open_well_past_its_expiry(books: Books) -> None:
+    from dataclasses import replace
+
+    armed = books.add(steps(S.PENDING, S.OPEN, began_s_ago=3600))  # open for an hour: waiting is its job
+    books.orders[-1] = replace(armed, expires_at=ago(100))
+    report = books.audit(queue=QueueState(frozenset()))  # nothing queues an open order: not unqueued
+    assert report.clean and report.waiting == 1 and report.unfinished == 1
+    books.orders[-1] = replace(armed, expires_at=ago(400))
+    report = books.audit(queue=QueueState(frozenset()))
+    assert kinds(report) == [K.STALLED] and report.violations[0].detail == "open 400s after it expired"
+
+
 def test_a_stalled_order_nothing_will_run_is_unqueued(books: Books) -> None:
     stuck = books.add(steps(S.PENDING, began_s_ago=100))
     running = books.orders[-2]  # routing, changed 3 s ago: not stale, so not looked for in the queue
