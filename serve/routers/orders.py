@@ -154,7 +154,7 @@ async def get_order(order_id: OrderIdPath, services: ServicesDep) -> OrderView:
     response_model=OrderView,
     dependencies=[Depends(limit_orders)],
     summary="Cancel an order that waits",
-    description="Cancels a limit, stop-loss, take-profit or trailing-stop order while it waits (`open`, or "
+    description="Cancels a limit, stop-loss, take-profit, trailing-stop or sniper order while it waits (`open`, or "
     "`pending`/`triggered` before it started routing): 200 with the order, now `cancelled` (its WebSocket gets "
     "the `cancelled` event and closes). Cancelling a cancelled order again answers the same 200. A market "
     "order, or one that has started routing or ended otherwise, is a 409 ORDER_NOT_CANCELLABLE.",

@@ -69,6 +69,12 @@ class LaunchResponse(CamelModel):
     dex: str
 
 
+_EVERY_CONTROL: dict[int | str, dict[str, Any]] = {
+    400: error_example(400, "MALFORMED_JSON", "the request body is not valid JSON"),
+    503: error_example(503, "ENGINE_UNAVAILABLE", "the engine did not answer"),
+}
+
+
 def _controls_on(services: Any) -> None:
     if not services.options.sim_controls_on:
         raise ApiError(404, "NOT_FOUND", "simulation controls are off on this engine (api.sim_controls)")
@@ -83,11 +89,10 @@ def _controls_on(services: Any) -> None:
     "`{\"poolId\": \"raydium:SOL-USDC\", \"moveBps\": 200}` moves one pool now by a real trade through its "
     "actor. Answers with the prices before and after.",
     responses={
-        400: error_example(400, "MALFORMED_JSON", "the request body is not valid JSON"),
+        **_EVERY_CONTROL,
         404: error_example(404, "UNKNOWN_POOL", "no pool raydium:DOGE-USDC"),
         409: error_example(409, "MARKET_OFF", "the market simulator is off: move a pool (poolId) instead",
                            summary="The market is off, or the pool cannot move that far (POOL_CANNOT_MOVE)"),
-        503: error_example(503, "ENGINE_UNAVAILABLE", "the engine did not answer"),
     },
 )
 async def shock(body: ShockRequest, services: ServicesDep) -> ShockResponse:
@@ -122,11 +127,10 @@ async def shock(body: ShockRequest, services: ServicesDep) -> ShockResponse:
     "`price` with `liquidity`; the market trades it from then on, and the snipers waiting for it fire. Answers "
     "with the token and the pool id.",
     responses={
-        400: error_example(400, "MALFORMED_JSON", "the request body is not valid JSON"),
+        **_EVERY_CONTROL,
         404: error_example(404, "NOT_FOUND", "simulation controls are off on this engine (api.sim_controls)"),
         409: error_example(409, "TOKEN_EXISTS", "token MEOW or its mint exists already",
                            summary="The token exists, or the API runs without an engine (NO_ENGINE)"),
-        503: error_example(503, "ENGINE_UNAVAILABLE", "the engine did not answer"),
     },
 )
 async def launch(body: LaunchRequest, services: ServicesDep) -> LaunchResponse:

@@ -24,21 +24,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(base: str, timeout_s: float = 60) -> None:
+    """Until the API at ``base`` answers /health with 200."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the API did not come up"
+        time.sleep(0.3)
+
+
 @contextlib.contextmanager
 def serving(settings: EngineSettings) -> Iterator[str]:
     """The engine and the API on ``settings``; yields the API's base URL once it answers."""
     with running_engine(settings):
         start_api(settings)
         base = f"http://127.0.0.1:{settings.api.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.3)
+        wait_healthy(base)
         try:
             yield base
         finally:

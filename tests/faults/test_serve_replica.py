@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,18 +21,13 @@ from ray import serve
 
 from engine.settings import EngineSettings
 from runtime.root import start_api
+from tests.e2e.serve_harness import free_port, wait_healthy
 from tests.faults.conftest import deadline, fault_settings
 from tests.integration.engine_harness import assert_invariants, history, running_engine, wait_final
 
 pytestmark = pytest.mark.faults
 
 ORDER = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1", "slippageBps": 200}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def replica_names() -> list[str]:
@@ -43,17 +37,6 @@ def replica_names() -> list[str]:
         if a["namespace"] == "serve" and a["name"].startswith("SERVE_REPLICA::")
     )
 
-
-def wait_healthy(base: str, timeout_s: float = 90) -> None:
-    end = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < end, "the API did not come up"
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +53,7 @@ def served(database_url: str, redis_url: str, ray_session: None) -> Iterator[tup
         start_api(settings)
         base = f"http://127.0.0.1:{settings.api.port}"
         try:
-            wait_healthy(base)
+            wait_healthy(base, 90)
             yield settings, actors, base
         finally:
             serve.shutdown()
