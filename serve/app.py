@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from serve.api_docs import API_DESCRIPTION, COMMON_RESPONSES, TAGS
 from serve.errors import install_error_handlers
 from serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware, ClientLimits
+from serve.metrics import ApiMetrics, MetricsMiddleware
 from serve.routers import market, operations, orders, simulation, streams
 from serve.services import ServicesFactory
 
@@ -71,9 +72,11 @@ def create_app(
     app.state.services = None
     app.state.limits = None
     app.state.max_body_bytes = max_body_bytes
+    app.state.metrics = ApiMetrics()
     install_error_handlers(app)
-    # Outermost: a too-large body is refused before anything else reads it.
+    # A too-large body is refused before anything else reads it; outermost, every answer is counted.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Orders first: its literal /api/orders/execute must match before /api/orders/{orderId}.
     for router in (orders.router, streams.router, market.router, operations.router, simulation.router):
         app.include_router(router)

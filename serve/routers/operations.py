@@ -1,4 +1,4 @@
-"""Operations: the queue's figures and the health of what the API stands on."""
+"""Operations: the queue's figures, the health of what the API stands on, and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serve.dependencies import ServicesDep, limit_reads
 from engine.errors import EngineUnavailable
 from serve.errors import error_body, error_example
 from serve.health import probe_all
+from serve.metrics import engine_figures
 from serve.responses import HealthResponse, OldestOpenOrderView, QueueMetricsResponse
 from serve.services import Services
 
@@ -101,3 +103,18 @@ async def health(services: ServicesDep, response: Response) -> HealthResponse:
     return HealthResponse.model_validate(
         {"status": "unavailable" if down else "ok", "checks": checks, "down": down, "error": error}
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="Prometheus text format: the API's own figures on this replica (requests by route template, "
+    "method and code; latency histograms; open WebSockets) and the engine's, read now (orders by status, the "
+    "queue, the oldest order the engine must run, the dispatcher, the trigger book, every pool's price and "
+    "reserves).",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "dex_orders{status=\"confirmed\"} 12.0"}}}},
+)
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    api = generate_latest(request.app.state.metrics.registry)
+    return Response(api + await engine_figures(services), media_type=CONTENT_TYPE_LATEST)

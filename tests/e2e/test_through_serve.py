@@ -135,12 +135,15 @@ async def test_reads_pools_quotes_metrics_and_health(api: str):
         health = await http.get("/health")
         docs = await http.get("/docs")
         unknown = await http.get("/api/nope")
+        scraped = await http.get("/metrics")
     assert len(pools["pools"] if isinstance(pools, dict) else pools) >= 7
     assert quote.status_code == 200 and len(quote.json()["quotes"]) >= 2
     assert metrics["concurrency"] == 10
     assert health.status_code == 200
     assert docs.status_code == 200
     assert unknown.status_code == 404 and unknown.json()["error"]["code"]
+    assert scraped.status_code == 200 and "dex_engine_up 1.0" in scraped.text
+    assert 'dex_trigger_book{figure="armed"}' in scraped.text and 'dex_dispatcher{figure="started"}' in scraped.text
 
 
 async def test_the_demo_client_follows_its_orders_to_the_end(api: str, capsys):

@@ -922,3 +922,35 @@ def _new_order() -> Any:
         amount_in=1_500_000_000, amount_in_decimal="1.5", slippage_bps=100,
     )  # fmt: skip
 
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+
+
+async def test_metrics_count_requests_by_route_template_and_show_the_engine(env: Env, api: httpx.AsyncClient) -> None:
+    scraped = await api.get("/metrics")
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    before = _samples(scraped.text)
+    for _ in range(3):
+        assert (await api.post("/api/orders/execute", json=ORDER)).status_code == 202
+    assert (await api.get("/api/orders/00000000-0000-4000-8000-000000000000")).status_code == 404
+    after = _samples((await api.get("/metrics")).text)
+
+    def moved(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert moved("dex_api_requests_total", route="/api/orders/execute", method="POST", code="202") == 3
+    assert moved("dex_api_requests_total", route="/api/orders/{orderId}", method="GET", code="404") == 1
+    assert moved("dex_api_request_seconds_count", route="/api/orders/execute", method="POST") == 3
+    assert moved("dex_api_requests_total", route="/metrics", method="GET", code="200") == 1  # the first scrape
+    counts = await env.store.count_by_status()
+    assert after[("dex_orders", (("status", "pending"),))] == counts["pending"] >= 3
+    assert after[("dex_queue_orders", (("state", "waiting"),))] == (await env.queue.depth()).waiting
+    assert after[("dex_engine_up", ())] == 1
+    assert after[("dex_pool_price", (("pool", "raydium:SOL-USDC"),))] > 0
+    assert after[("dex_api_websockets_open", ())] == 0
