@@ -148,7 +148,9 @@ def _print_banner(settings: EngineSettings, took_s: float) -> None:
     print(f"  API        {base}   (docs: {base}/docs)")
     print(f"  WebSocket  ws://{settings.api.host}:{settings.api.port}/api/orders/<id>/ws")
     if settings.ray.dashboard and not settings.ray_address:
-        print(f"  dashboard  http://127.0.0.1:{settings.ray.dashboard_port}")
+        from runtime.ray_access import dashboard_access
+
+        print(f"  dashboard  http://127.0.0.1:{settings.ray.dashboard_port}   ({dashboard_access()})")
     print(f"  PostgreSQL {_redact(settings.database_url)}")
     print(f"  Redis      {_redact(settings.redis_url)}")
     print("Ctrl-C stops everything.\n", flush=True)

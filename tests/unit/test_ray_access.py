@@ -1,0 +1,33 @@
+"""The banner's line on getting into the Ray dashboard (token authentication)."""
+
+from pathlib import Path
+
+from runtime.ray_access import dashboard_access
+
+
+def test_the_banner_says_where_the_dashboard_token_is_and_never_prints_it(tmp_path: Path):
+    token = tmp_path / "auth_token"
+    token.write_text("s3cret")
+    line = dashboard_access({"RAY_AUTH_MODE": "token"}, token)
+    assert str(token) in line and "ray get-auth-token" in line and "s3cret" not in line
+    assert "RAY_AUTH_TOKEN environment" in dashboard_access({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "s3cret"}, token)
+    assert "s3cret" not in dashboard_access({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "s3cret"}, token)
+    assert "/etc/ray-token" in dashboard_access({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": "/etc/ray-token"}, token)
+    # Ray turns it on by default when a token file exists, unless told otherwise
+    assert "asks for" in dashboard_access({}, token)
+    assert "no token needed" in dashboard_access({"RAY_AUTH_MODE": "disabled"}, token)
+    assert "no token needed" in dashboard_access({}, tmp_path / "missing")
+
+
+def test_the_up_banner_says_how_to_get_into_the_dashboard(capsys, monkeypatch):
+    from engine.settings import EngineSettings
+    from runtime.cli import _print_banner
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    _print_banner(EngineSettings.model_validate({"database_url": "postgresql://u:pw@h/db", "redis_url": "redis://h"}), 1.5)
+    out = capsys.readouterr().out
+    dashboard = next(line for line in out.splitlines() if "dashboard" in line)
+    assert "http://127.0.0.1:8265" in dashboard and "ray get-auth-token" in dashboard
+    assert "pw" not in out  # the database password is redacted
