@@ -123,11 +123,12 @@ class TriggerBookActor:
         if armed and order_id in self._desk.snipers:
             # Its token may have opened while it was on its way here.
             await self._desk.pools_opened([state for _version, state in self._states.values()])
-        if armed:
-            self._armed.set()
-            # Its direction may pay already: look at it with the states we hold.
-            self._dirty.update(self._pools)
-            self._moved.set()
+        trigger = self._desk.book.get(order_id)
+        if armed and trigger is not None:
+            # Its direction may pay already: look at it (only it) with the states we hold.
+            self._look_again(route_pool_ids(self._pool_tokens, trigger.token_in, trigger.token_out, self._policy))
+        elif armed:
+            self._armed.set()  # a sniper: only its expiry is the timer's business
         return armed
 
     async def disarm(self, order_id: str) -> bool:
@@ -141,9 +142,15 @@ class TriggerBookActor:
         await self._ready.wait()
         assert self._desk is not None
         count = await self._desk.rebuild()
-        self._dirty.update(self._pools)
-        self._moved.set()
+        self._look_again(self._pools)
         return count
+
+    def _look_again(self, pool_ids: Any) -> None:
+        """Orders were armed: their expiries may be sooner than the timer's, and their directions may pay
+        already on the states we hold."""
+        self._armed.set()
+        self._dirty.update(pool_ids)
+        self._moved.set()
 
     async def stats(self) -> dict[str, Any]:
         desk = self._desk
@@ -223,8 +230,6 @@ class TriggerBookActor:
             await asyncio.sleep(self._reconcile_s)
             try:
                 if await desk.reconcile():
-                    self._armed.set()
-                    self._dirty.update(self._pools)
-                    self._moved.set()
+                    self._look_again(self._pools)
             except Exception:  # noqa: BLE001
                 log.exception("trigger book: reconciling with the store failed")

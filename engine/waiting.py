@@ -178,12 +178,12 @@ class TriggerDesk:
 
     async def rebuild(self) -> int:
         """Arm every open order the store holds (idempotent: armed ones stay as they are)."""
-        count, after = 0, None
+        count, after, batch = 0, None, 1000
         while True:
-            page = await self._orders.open_orders(after=after)
+            page = await self._orders.open_orders(after=after, batch=batch)
             for order in page:
                 count += self.arm(order)
-            if len(page) < 1000:
+            if len(page) < batch:
                 return count
             after = page[-1].id
 
