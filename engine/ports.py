@@ -69,6 +69,8 @@ class EventFeed(Protocol):
 class EventSubscriptions(Protocol):
     def subscribe(self, order_id: str) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]: ...
 
+    def subscribe_all(self) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]: ...
+
 
 class WorkQueue(Protocol):
     """The queue of orders waiting to be run."""

@@ -53,6 +53,7 @@ class NewOrder:
     order_id: str | None = None
     trigger: dict[str, Any] | None = None  # what a waiting order waits for (engine.waiting)
     expires_at: datetime | None = None  # when it stops waiting
+    owner: str | None = None  # the API key's name that placed it; None: authentication was off
 
     def __post_init__(self) -> None:
         if self.type not in ORDER_TYPES:
@@ -137,6 +138,7 @@ class OrderRecord:
     client_id: str | None = None
     trigger: dict[str, Any] | None = None
     expires_at: datetime | None = None
+    owner: str | None = None
 
     @property
     def is_final(self) -> bool:

@@ -137,11 +137,22 @@ class ApiSettings(BaseModel):
     # POST /api/sim/shock and /api/sim/launch: for tests, demos and load scenarios. "auto": on
     # while the API listens on loopback only (a local engine), off on any other address.
     sim_controls: Literal["auto", "on", "off"] = "auto"
+    # API keys. "auto": required as soon as an active key exists or the API listens on any
+    # address but loopback (where the engine refuses to start without a key); "on": always;
+    # "off": never (every caller is the same anonymous owner).
+    auth: Literal["auto", "on", "off"] = "auto"
+    auth_cache_s: float = Field(2.0, ge=0)  # how long a replica trusts what it read of the keys
+    # The web console at "/" (static files, no build step, nothing from the internet).
+    console: bool = True
+
+    @property
+    def on_loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1")
 
     @property
     def sim_controls_on(self) -> bool:
         if self.sim_controls == "auto":
-            return self.host in ("127.0.0.1", "localhost", "::1")
+            return self.on_loopback
         return self.sim_controls == "on"
     # Publishing the first event and queueing a stored order wait at most this
     # long; past it the order is still accepted (clients replay, the sweep queues).
@@ -157,6 +168,8 @@ class RaySettings(BaseModel):
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(8265, ge=1, le=65535)
+    # Ray's own Prometheus endpoint (the ray_* metrics of every actor and replica); 0: Ray picks one.
+    metrics_export_port: int = Field(8266, ge=0, le=65535)
     # Serve's controller wakes every 0.1 s by default (0.03 cores at rest, measured);
     # one application with a fixed replica count needs no such reflexes.
     serve_control_loop_s: float = Field(0.5, gt=0, le=10)

@@ -204,6 +204,9 @@ class KindSchedule:
 _KINDS = KindSchedule(CONFIG)
 _RECENT: deque[str] = deque(maxlen=500)  # order ids this process submitted (for readers)
 _SEQUENCE = itertools.count(1)
+# An API key, when the engine requires one (dexengine keys create --name loadtest); empty: none sent.
+_API_KEY = os.environ.get("DEXENGINE_API_KEY", "").strip()
+_KEY_HEADERS = {"X-API-Key": _API_KEY} if _API_KEY else {}
 
 
 def _amount(symbol: str, value: float) -> str:
@@ -276,6 +279,7 @@ class TraderUser(HttpUser):
         # each simulated trader is a client of its own for the API's per-client limits
         self.client_id = f"locust-trader-{os.getpid()}-{n}"
         self.client.headers["X-Client-Id"] = self.client_id
+        self.client.headers.update(_KEY_HEADERS)
 
     def fire(self, request_type: str, name: str, ms: float, exc: Exception | None = None, length: int = 0) -> None:
         self.environment.events.request.fire(
@@ -304,7 +308,8 @@ class TraderUser(HttpUser):
         t0 = time.time()
         try:
             ws = websocket.create_connection(
-                url, timeout=CONFIG.ws_timeout_s, enable_multithread=False, header=[f"X-Client-Id: {self.client_id}"]
+                url, timeout=CONFIG.ws_timeout_s, enable_multithread=False,
+                header=[f"X-Client-Id: {self.client_id}", *(f"{k}: {v}" for k, v in _KEY_HEADERS.items())],
             )
         except Exception as exc:  # noqa: BLE001
             self.fire("WS", "connect", (time.time() - t0) * 1000, exc)
@@ -367,6 +372,7 @@ class ReaderUser(HttpUser):
 
     def on_start(self) -> None:
         self.client.headers["X-Client-Id"] = f"locust-reader-{os.getpid()}-{next(_SEQUENCE)}"
+        self.client.headers.update(_KEY_HEADERS)
 
     def some_order(self) -> str | None:
         if _RECENT:

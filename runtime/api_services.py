@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from actors.gateway import RayGateway
+from engine.api_keys import KeyRing
 from engine.config import load_market_config
 from engine.local_gateway import LocalGateway
 from engine.ports import EngineGateway
@@ -21,6 +22,7 @@ from serve.services import Services
 from sim.tokens import TokenRegistry
 from storage.db import open_pool
 from storage.events import EventBus
+from storage.keys import KeyStore
 from storage.market import LaunchStore
 from storage.orders import OrderStore
 from storage.queue import OrderQueue
@@ -58,6 +60,9 @@ async def open_services(
             await closer()
         raise
     closers.append(db.close)
+    options = options or ApiSettings()
+    keys = KeyRing(KeyStore(db), mode=options.auth, open_address=not options.on_loopback,
+                   cache_s=options.auth_cache_s)  # fmt: skip
     return Services(
         store=OrderStore(db),
         queue=OrderQueue(redis),
@@ -66,11 +71,12 @@ async def open_services(
         windows=RedisRateWindows(redis),
         tokens=tokens,
         engine=engine,
-        options=options or ApiSettings(),
+        options=options,
         concurrency=concurrency,
         rate_limit_per_minute=rate_limit_per_minute,
         closers=closers,
         launches=LaunchStore(db),
+        keys=keys,
     )
 
 

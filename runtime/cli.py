@@ -9,6 +9,9 @@
   dexengine servers stop
                    stop the PostgreSQL and Redis left running in the data dir
                    (``serve run configs/serve.yaml`` leaves them up)
+  dexengine keys create --name NAME [--admin] | list | revoke NAME
+                   API keys, in the engine's database (DATABASE_URL, else the
+                   data dir's PostgreSQL); a new key is printed once
   dexengine audit  check the books in PostgreSQL and Redis (DATABASE_URL /
                    REDIS_URL, else the servers running in the data dir; it
                    starts none): a short report; exit 1 on any violation,
@@ -53,9 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"an unfinished order unchanged for longer is stalled (default {STALE_AFTER_S:g})",
     )  # fmt: skip
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    from runtime import keys
+
+    keys.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "audit":
         return run_audit(args)
+    if args.command == "keys":
+        return keys.run_keys(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "up":
@@ -121,6 +129,16 @@ def _settings(args: argparse.Namespace) -> EngineSettings:
 
 
 def run_up(args: argparse.Namespace, ready: threading.Event | None = None) -> int:
+    from runtime.keys import ExposedWithoutKeys
+
+    try:
+        return _run_up(args, ready)
+    except ExposedWithoutKeys as exc:
+        print(f"dexengine up: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_up(args: argparse.Namespace, ready: threading.Event | None) -> int:
     from runtime.root import running_engine
 
     stop = threading.Event()

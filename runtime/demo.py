@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -59,10 +60,16 @@ def _line(tag: str, event: dict[str, Any]) -> str:
     return text
 
 
+def key_headers() -> dict[str, str]:
+    """The API key to send (``DEXENGINE_API_KEY``), when the engine requires one."""
+    key = os.environ.get("DEXENGINE_API_KEY", "").strip()
+    return {"X-API-Key": key} if key else {}
+
+
 async def _follow(base: str, order: dict[str, Any], tag: str,
                   opened: asyncio.Queue[str] | None = None) -> dict[str, Any]:  # fmt: skip
     started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=key_headers()) as http:
         reply = await http.post("/api/orders/execute", json=order)
     if reply.status_code >= 400:
         print(f"[{tag}] rejected {reply.status_code}: {reply.text}")
@@ -72,7 +79,7 @@ async def _follow(base: str, order: dict[str, Any], tag: str,
     print(f"[{tag}] accepted {kind} {order['amountIn']} {order['tokenIn']} -> {order['tokenOut']}: {order_id}")
     ws_url = base.replace("http", "ws", 1) + f"/api/orders/{order_id}/ws"
     last: dict[str, Any] = {}
-    async with websockets.connect(ws_url) as socket:
+    async with websockets.connect(ws_url, additional_headers=key_headers()) as socket:
         async for raw in socket:
             event = json.loads(raw)
             if "status" not in event:
@@ -95,7 +102,7 @@ async def _follow(base: str, order: dict[str, Any], tag: str,
 
 async def _waiting(base: str, first_tag: int, wait_s: float) -> list[dict[str, Any]]:
     """A limit and a stop-loss, armed, then the market moved up (the limit fires) and down (the stop)."""
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=10, headers=key_headers()) as http:
         price = await price_of(http, "1")
         opened: asyncio.Queue[str] = asyncio.Queue()
         tags = [f"order {first_tag + i}" for i in range(2)]

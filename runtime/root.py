@@ -109,8 +109,13 @@ class RunningEngine:
 def running_engine(
     settings: EngineSettings, *, api: bool = True, dashboard: bool | None = None, durable: bool = True
 ) -> Iterator[RunningEngine]:
-    """The whole engine, up until the block ends; then stopped in reverse order."""
+    """The whole engine, up until the block ends; then stopped in reverse order. An API beyond loopback
+    with no API key to require is refused before anything else starts (:func:`runtime.keys.check_exposure`)."""
+    from runtime.keys import check_exposure
+
     with servers(settings, durable=durable) as (resolved, local):
+        if api:
+            check_exposure(resolved)
         owns_ray = init_ray(resolved, dashboard=dashboard)
         try:
             engine = RunningEngine(resolved, start_engine_actors(resolved), local)

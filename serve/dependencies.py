@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Body, Depends, Header, Request
 from starlette.requests import HTTPConnection
 
+from serve.auth import CallerDep
 from serve.errors import ApiError
 from serve.limits import ClientLimits, client_key
 from serve.requests import EXECUTE_EXAMPLES, ExecuteOrderRequest
@@ -42,17 +43,19 @@ LimitsDep = Annotated[ClientLimits, Depends(get_limits)]
 OrderMessageLimitDep = Annotated[int, Depends(order_message_limit)]
 
 
-async def limit_orders(request: Request, limits: LimitsDep) -> None:
-    """Counts an order submission against the client's limit (429 over it)."""
-    await limits.check("orders", client_key(request))
+async def limit_orders(request: Request, limits: LimitsDep, caller: CallerDep) -> None:
+    """Counts an order submission against the client's limit (429 over it); the client is the key's owner
+    when keys are in use."""
+    await limits.check("orders", caller.limit_key or client_key(request))
 
 
-async def limit_reads(request: Request, limits: LimitsDep) -> None:
-    await limits.check("reads", client_key(request))
+async def limit_reads(request: Request, limits: LimitsDep, caller: CallerDep) -> None:
+    await limits.check("reads", caller.limit_key or client_key(request))
 
 
 async def order_submission(
     services: ServicesDep,
+    caller: CallerDep,
     body: Annotated[ExecuteOrderRequest, Body(openapi_examples=EXECUTE_EXAMPLES)],
     idempotency_key: Annotated[
         str | None,
@@ -68,7 +71,7 @@ async def order_submission(
 ) -> OrderSubmission:
     """The POSTed order once well-formed (422), under a valid key (400) and valid on this market (422)."""
     await services.learn_tokens(body.token_in, body.token_out)
-    return take_order(body, services, idempotency_key=idempotency_key, client_id=client_id)
+    return take_order(body, services, idempotency_key=idempotency_key, client_id=client_id, owner=caller.owner)
 
 
 OrderSubmissionDep = Annotated[OrderSubmission, Depends(order_submission)]

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.api_keys import KeyRing
 from engine.settings import ApiSettings
 from engine.ports import ApiFeed, ApiOrderStore, ApiQueue, EngineGateway, LaunchedMarket, RateWindows, StoreHealth
 from sim.tokens import TokenRegistry
@@ -42,6 +43,7 @@ class Services:
     rate_limit_per_minute: int = 100
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     launches: LaunchedMarket | None = None  # where tokens launched during the run are learnt from
+    keys: KeyRing | None = None  # None: no keys, every caller is the anonymous owner
     _learnt_at: float = field(default=-1e9, repr=False)
 
     async def learn_tokens(self, *refs: str) -> None:

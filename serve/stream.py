@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from serve.auth import accepted_subprotocol
 from sim.orders import FINAL_STATUSES
 
 log = logging.getLogger("serve.stream")
@@ -32,6 +33,7 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_CONFLICT = 4409
 CLOSE_RATE_LIMITED = 4429
@@ -167,7 +169,7 @@ async def order_events(
         await live.stop()
 
 
-async def _watch_disconnect(ws: WebSocket) -> None:
+async def watch_disconnect(ws: WebSocket) -> None:
     """Returns when the client goes away (messages it sends are ignored)."""
     while True:
         message = await ws.receive()
@@ -178,7 +180,7 @@ async def _watch_disconnect(ws: WebSocket) -> None:
 async def stream_order(ws: WebSocket, services: Any, order_id: str, *, after_seq: int = 0) -> None:
     """Send the order's events on an accepted socket; close 1000 after the final one."""
     opts = services.options
-    watcher = asyncio.ensure_future(_watch_disconnect(ws))
+    watcher = asyncio.ensure_future(watch_disconnect(ws))
     events = order_events(
         services.store,
         services.bus,
@@ -205,12 +207,12 @@ async def stream_order(ws: WebSocket, services: Any, order_id: str, *, after_seq
             await ws.send_json(event_message(event))
             if event.get("status") in _FINAL:
                 final = event["status"]
-        await _close(ws, CLOSE_NORMAL, f"order {final}" if final else "stream ended")
+        await close(ws, CLOSE_NORMAL, f"order {final}" if final else "stream ended")
     except WebSocketDisconnect:
         return
     except Exception as exc:
         log.exception("order %s: stream failed", order_id)
-        await _close(ws, CLOSE_TRY_AGAIN, close_reason(f"stream interrupted ({type(exc).__name__}); reconnect"))
+        await close(ws, CLOSE_TRY_AGAIN, close_reason(f"stream interrupted ({type(exc).__name__}); reconnect"))
     finally:
         watcher.cancel()
         with contextlib.suppress(BaseException):
@@ -219,7 +221,7 @@ async def stream_order(ws: WebSocket, services: Any, order_id: str, *, after_seq
             await events.aclose()
 
 
-async def _close(ws: WebSocket, code: int, reason: str) -> None:
+async def close(ws: WebSocket, code: int, reason: str) -> None:
     if ws.client_state == WebSocketState.CONNECTED and ws.application_state == WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
             await ws.close(code=code, reason=close_reason(reason))
@@ -228,8 +230,8 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
 async def reject(ws: WebSocket, code: int, reason: str, error: dict[str, Any] | None = None) -> None:
     """Accept (so the client sees the code and reason), say why, and close."""
     if ws.application_state == WebSocketState.CONNECTING:
-        await ws.accept()
+        await ws.accept(subprotocol=accepted_subprotocol(ws))
     if error is not None and ws.application_state == WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
             await ws.send_json({"type": "error", **error})
-    await _close(ws, code, reason)
+    await close(ws, code, reason)

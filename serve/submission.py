@@ -5,7 +5,7 @@ Shared by ``POST /api/orders/execute`` and the WebSocket upgrade on the same pat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.errors import IdempotencyConflict
 from engine.intake import accept_order
@@ -19,11 +19,12 @@ from serve.validation import ValidOrder, validate_order
 
 @dataclass(frozen=True, slots=True)
 class OrderSubmission:
-    """A valid order, and who sent it under which Idempotency-Key."""
+    """A valid order, and who sent it (its owner, their label) under which Idempotency-Key."""
 
     order: ValidOrder
     idempotency_key: str | None
     client_id: str | None
+    owner: str | None = None
 
 
 def idempotency_key_or_error(key: str | None) -> str | None:
@@ -50,7 +51,12 @@ def client_label(value: str | None) -> str | None:
 
 
 def take_order(
-    body: ExecuteOrderRequest, services: Services, *, idempotency_key: str | None, client_id: str | None
+    body: ExecuteOrderRequest,
+    services: Services,
+    *,
+    idempotency_key: str | None,
+    client_id: str | None,
+    owner: str | None = None,
 ) -> OrderSubmission:
     """The submission of a well-formed order, once its key and its meaning are checked (400, 422)."""
     key = idempotency_key_or_error(idempotency_key)
@@ -58,7 +64,7 @@ def take_order(
     order = validate_order(
         body, services.tokens, default_slippage_bps=opts.default_slippage_bps, max_slippage_bps=opts.max_slippage_bps
     )
-    return OrderSubmission(order, key, client_label(client_id))
+    return OrderSubmission(order, key, client_label(client_id), owner)
 
 
 async def submit_order(services: Services, submission: OrderSubmission) -> tuple[OrderRecord, bool]:
@@ -66,7 +72,7 @@ async def submit_order(services: Services, submission: OrderSubmission) -> tuple
     order = submission.order
     try:
         return await accept_order(
-            services.store, services.bus, services.queue, order.new_order(),
+            services.store, services.bus, services.queue, replace(order.new_order(), owner=submission.owner),
             idempotency_key=submission.idempotency_key, request_hash=order.request_hash(),
             client_id=submission.client_id, transport_timeout_s=services.options.redis_timeout_s,
         )  # fmt: skip

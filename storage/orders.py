@@ -44,7 +44,7 @@ _ORDER_COLUMNS = sql.SQL(
     "id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, slippage_bps, "
     "status, seq, attempts, dex, pool_id, route, amount_out, executed_price, fee, price_impact_bps, "
     "tx_signature, error_code, error_message, idempotency_key, request_hash, client_id, created_at, updated_at, "
-    "trigger, expires_at"
+    "trigger, expires_at, owner"
 )
 _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 
@@ -80,6 +80,7 @@ def _order_from_row(row: Mapping[str, Any]) -> OrderRecord:
         client_id=row["client_id"],
         trigger=row["trigger"],
         expires_at=None if row["expires_at"] is None else utc(row["expires_at"]),
+        owner=row["owner"],
     )
 
 
@@ -215,14 +216,14 @@ class OrderStore:
         first_details = dict(details) if details is not None else {"queued": True}
         insert = sql.SQL(
             "INSERT INTO orders (id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, "
-            "slippage_bps, status, seq, attempts, idempotency_key, request_hash, client_id, trigger, expires_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 1, 1, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING {}"
+            "slippage_bps, status, seq, attempts, idempotency_key, request_hash, client_id, trigger, expires_at, owner) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 1, 1, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT ((coalesce(owner, '')), idempotency_key) DO NOTHING RETURNING {}"
         ).format(_ORDER_COLUMNS)
         params = (
             order_id, new.type, new.token_in, new.token_out, new.mint_in, new.mint_out, new.amount_in,
             new.amount_in_decimal, new.slippage_bps, idempotency_key, request_hash, client_id,
-            None if new.trigger is None else jsonb(new.trigger), new.expires_at,
+            None if new.trigger is None else jsonb(new.trigger), new.expires_at, new.owner,
         )  # fmt: skip
         async with (
             self._pool.connection() as conn,
@@ -236,7 +237,7 @@ class OrderStore:
             row = await cur.fetchone()
             if row is None:  # the key is taken (a concurrent insert has committed by now)
                 assert idempotency_key is not None
-                return await self._replay(conn, idempotency_key, request_hash), None
+                return await self._replay(conn, idempotency_key, request_hash, new.owner), None
             order = _order_from_row(row)
             await cur.execute(
                 "INSERT INTO order_status_history (order_id, seq, status, attempt, details) "
@@ -247,10 +248,15 @@ class OrderStore:
             assert history_row is not None
             return order, _event_from_row(history_row)
 
-    async def _replay(self, conn: AsyncConnection, key: str, request_hash: str | None) -> OrderRecord:
+    async def _replay(
+        self, conn: AsyncConnection, key: str, request_hash: str | None, owner: str | None
+    ) -> OrderRecord:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                sql.SQL("SELECT {} FROM orders WHERE idempotency_key = %s").format(_ORDER_COLUMNS), (key,)
+                sql.SQL("SELECT {} FROM orders WHERE idempotency_key = %s AND coalesce(owner, '') = %s").format(
+                    _ORDER_COLUMNS
+                ),
+                (key, owner or ""),
             )
             row = await cur.fetchone()
         if row is None:  # pragma: no cover - the key cannot vanish: orders are never deleted
@@ -357,8 +363,11 @@ class OrderStore:
         status: OrderStatus | str | Collection[OrderStatus | str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
+        every_owner: bool = True,
     ) -> tuple[list[OrderRecord], str | None]:
-        """Recent orders first; ``next_cursor`` is None on the last page."""
+        """Recent orders first; ``next_cursor`` is None on the last page. ``every_owner=False``: only
+        ``owner``'s orders (None: the anonymous owner's)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be within 1..{MAX_PAGE}")
         conditions: list[sql.Composable] = []
@@ -367,6 +376,9 @@ class OrderStore:
             wanted = [status] if isinstance(status, str) else list(status)
             conditions.append(sql.SQL("status = ANY(%s)"))
             params.append([str(OrderStatus(s)) for s in wanted])
+        if not every_owner:
+            conditions.append(sql.SQL("owner IS NOT DISTINCT FROM %s"))
+            params.append(owner)
         if cursor is not None:
             created_at, last_id = _decode_cursor(cursor)
             conditions.append(sql.SQL("(created_at, id) < (%s, %s)"))

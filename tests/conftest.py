@@ -32,7 +32,9 @@ from storage.db import open_pool
 from storage.redis_client import open_redis
 from storage.schema import apply_schema
 
-TABLES = ("pool_trades", "order_status_history", "pool_genesis", "orders", "launched_pools", "launched_tokens")
+TABLES = (
+    "pool_trades", "order_status_history", "pool_genesis", "orders", "launched_pools", "launched_tokens", "api_keys",
+)
 
 
 @pytest.fixture(scope="session")

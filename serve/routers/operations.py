@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serve.auth import FORBIDDEN_EXAMPLE, UNAUTHORIZED_EXAMPLE, require_admin
 from serve.dependencies import ServicesDep, limit_reads
 from engine.errors import EngineUnavailable
 from serve.errors import error_body, error_example
@@ -53,12 +54,16 @@ async def _dispatcher_stats(services: Services) -> dict[str, Any] | None:
 @router.get(
     "/api/queue/metrics",
     response_model=QueueMetricsResponse,
-    dependencies=[Depends(limit_reads)],
+    dependencies=[Depends(require_admin), Depends(limit_reads)],
     summary="Queue metrics",
     description="waiting (queued), running, retrying (waiting out a backoff), completed and failed "
     "(all time, from PostgreSQL), the rate limit and the concurrency. `running` is null and "
-    "`engineAvailable` false when the dispatcher does not answer.",
-    responses={503: error_example(503, "REDIS_UNAVAILABLE", "Redis is unavailable. Retry shortly.")},
+    "`engineAvailable` false when the dispatcher does not answer. Needs an admin key when keys are in use.",
+    responses={
+        401: UNAUTHORIZED_EXAMPLE,
+        403: FORBIDDEN_EXAMPLE,
+        503: error_example(503, "REDIS_UNAVAILABLE", "Redis is unavailable. Retry shortly."),
+    },
 )
 async def queue_metrics(services: ServicesDep) -> QueueMetricsResponse:
     depth, counts, stats, oldest = await asyncio.gather(
@@ -111,9 +116,11 @@ async def health(services: ServicesDep, response: Response) -> HealthResponse:
     description="Prometheus text format: the API's own figures on this replica (requests by route template, "
     "method and code; latency histograms; open WebSockets) and the engine's, read now (orders by status, the "
     "queue, the oldest order the engine must run, the dispatcher, the trigger book, every pool's price and "
-    "reserves).",
+    "reserves). Needs an admin key when keys are in use.",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "dex_orders{status=\"confirmed\"} 12.0"}}}},
+    dependencies=[Depends(require_admin)],
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "dex_orders{status=\"confirmed\"} 12.0"}}},
+               401: UNAUTHORIZED_EXAMPLE, 403: FORBIDDEN_EXAMPLE},
 )
 async def metrics(request: Request, services: ServicesDep) -> Response:
     api = generate_latest(request.app.state.metrics.registry)

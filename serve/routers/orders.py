@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from serve.auth import UNAUTHORIZED_EXAMPLE, Caller, CallerDep
 from serve.dependencies import OrderSubmissionDep, ServicesDep, limit_orders, limit_reads
 from serve.errors import ApiError, error_body, error_example
 from serve.order_ids import ORDER_ID_EXAMPLE, OrderIdPath, order_id_or_error, order_not_found, stream_urls
@@ -17,7 +18,7 @@ from engine.cancelling import NotCancellable, cancel_order
 from serve.submission import submit_order
 from sim.orders import OrderStatus
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], responses={401: UNAUTHORIZED_EXAMPLE})
 
 _BAD_ID = error_example(400, "INVALID_ORDER_ID", "orderId: 'abc' is not an order id")
 _NO_ORDER = error_example(404, "ORDER_NOT_FOUND", f"no order with id {ORDER_ID_EXAMPLE}")
@@ -42,11 +43,12 @@ _EXECUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-async def _find_order(services: Services, raw_id: str) -> Any:
-    """The order ``raw_id`` names (any UUID notation); 400 when it is not an id, 404 when there is none."""
+async def _find_order(services: Services, raw_id: str, caller: Caller) -> Any:
+    """The order ``raw_id`` names (any UUID notation); 400 when it is not an id, 404 when there is none
+    or it is another owner's."""
     order_id = order_id_or_error(raw_id)
     record = await services.store.get_order(order_id)
-    if record is None:
+    if record is None or not caller.may_see(record.owner):
         raise order_not_found(order_id)
     await services.learn_tokens(record.token_in, record.token_out)
     return record
@@ -89,12 +91,13 @@ async def execute_order(
     response_model=OrderListResponse,
     dependencies=[Depends(limit_reads)],
     summary="List recent orders",
-    description="Newest first. Filter with `status`; page with `limit` and the `nextCursor` of the "
-    "previous page.",
+    description="Newest first: the caller's own orders (an admin key, or no key while keys are off: every "
+    "order). Filter with `status`; page with `limit` and the `nextCursor` of the previous page.",
     responses={400: error_example(400, "INVALID_CURSOR", "cursor: not a cursor returned by this API")},
 )
 async def list_orders(
     services: ServicesDep,
+    caller: CallerDep,
     status: Annotated[
         OrderStatus | None,
         Query(description="Only orders in this status (`open`: the orders that wait).", examples=["confirmed"]),
@@ -105,7 +108,9 @@ async def list_orders(
     from engine.errors import InvalidCursor
 
     try:
-        records, next_cursor = await services.store.list_orders(status=status, limit=limit, cursor=cursor)
+        records, next_cursor = await services.store.list_orders(
+            status=status, limit=limit, cursor=cursor, owner=caller.owner, every_owner=caller.admin
+        )
     except InvalidCursor:
         raise ApiError(
             400,
@@ -137,6 +142,20 @@ async def execute_upgrade_info() -> JSONResponse:
 
 
 @router.get(
+    "/api/orders/ws",
+    summary="WebSocket: every order's status events, live",
+    description="Open a WebSocket here to receive `{\"type\": \"status\", ...}` for every status change of the "
+    "caller's orders (an admin key, or no key while keys are off: every order's) from now on, the same events "
+    "`/api/orders/{orderId}/ws` sends. Live only: read `GET /api/orders` for what happened before. A plain GET "
+    "is answered 426.",
+    status_code=426,
+    responses={426: _UPGRADE},
+)
+async def feed_ws_info() -> JSONResponse:
+    return _upgrade_required("this is a WebSocket endpoint: connect with ws:// to follow every order", "/api/orders/ws")
+
+
+@router.get(
     "/api/orders/{orderId}",
     response_model=OrderView,
     dependencies=[Depends(limit_reads)],
@@ -145,8 +164,8 @@ async def execute_upgrade_info() -> JSONResponse:
     "priceImpactBps, dex, txSignature) or error.",
     responses={400: _BAD_ID, 404: _NO_ORDER},
 )
-async def get_order(order_id: OrderIdPath, services: ServicesDep) -> OrderView:
-    return order_view(await _find_order(services, order_id), services.tokens)
+async def get_order(order_id: OrderIdPath, services: ServicesDep, caller: CallerDep) -> OrderView:
+    return order_view(await _find_order(services, order_id, caller), services.tokens)
 
 
 @router.delete(
@@ -164,8 +183,8 @@ async def get_order(order_id: OrderIdPath, services: ServicesDep) -> OrderView:
                            "cancelled", {"status": "routing"}),
     },
 )  # fmt: skip
-async def cancel(order_id: OrderIdPath, services: ServicesDep) -> OrderView:
-    record = await _find_order(services, order_id)
+async def cancel(order_id: OrderIdPath, services: ServicesDep, caller: CallerDep) -> OrderView:
+    record = await _find_order(services, order_id, caller)
     try:
         cancelled, changed = await cancel_order(services.store, services.bus, record.id)
     except NotCancellable as exc:
@@ -190,9 +209,10 @@ async def cancel(order_id: OrderIdPath, services: ServicesDep) -> OrderView:
 async def order_history(
     order_id: OrderIdPath,
     services: ServicesDep,
+    caller: CallerDep,
     after_seq: Annotated[int, Query(alias="afterSeq", ge=0, le=1_000_000, description="Only events after it.")] = 0,
 ) -> HistoryResponse:
-    record = await _find_order(services, order_id)
+    record = await _find_order(services, order_id, caller)
     return history_view(record, await services.store.history(record.id, after_seq=after_seq))
 
 

@@ -13,12 +13,17 @@ from fastapi import APIRouter, Depends
 from pydantic import Field, model_validator
 
 from serve.camel import CamelModel
+from serve.auth import FORBIDDEN_EXAMPLE, UNAUTHORIZED_EXAMPLE, require_admin
 from serve.dependencies import ServicesDep, limit_orders
 from engine.errors import LaunchRefused, MarketOff
 from serve.errors import ApiError, error_example
 from sim.tokens import Token, UnknownToken
 
-router = APIRouter(tags=["simulation"], dependencies=[Depends(limit_orders)])
+router = APIRouter(
+    tags=["simulation"],
+    dependencies=[Depends(require_admin), Depends(limit_orders)],
+    responses={401: UNAUTHORIZED_EXAMPLE, 403: FORBIDDEN_EXAMPLE},
+)
 
 
 class ShockRequest(CamelModel):

@@ -1,8 +1,11 @@
-"""The two WebSockets: an order's status stream, and the upgrade that submits an order and streams it.
+"""The WebSockets: an order's status stream, the upgrade that submits an order and streams it, and the
+live feed of every order.
 
-Every socket takes one of its client's slots (over the cap it is closed with
-4429); a refused order is answered ``{"type": "error", ...}`` and a close code
-that says why (see :mod:`serve.stream`).
+Every socket first identifies its caller (no valid key where keys are
+required: closed with 4401) and takes one of its client's slots (over the cap
+it is closed with 4429); a refused order is answered ``{"type": "error", ...}``
+and a close code that says why (see :mod:`serve.stream`). Another owner's
+order is closed with 4404, as one that does not exist.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from fastapi import APIRouter, Path, WebSocket
 from pydantic import ValidationError
 
 from serve import stream
+from serve.auth import Caller, accepted_subprotocol, identify
 from serve.dependencies import LimitsDep, OrderMessageLimitDep, ServicesDep
 from serve.errors import ApiError, error_body, unavailable_error, validation_error
+from serve.feed import stream_feed
 from serve.limits import ClientLimits, client_key
 from serve.order_ids import canonical_order_id, stream_urls
 from serve.presenters.orders import accepted_view
@@ -35,10 +40,21 @@ _CLOSE_FOR_STATUS = {409: stream.CLOSE_CONFLICT, 429: stream.CLOSE_RATE_LIMITED,
 
 
 async def _with_socket_slot(
-    websocket: WebSocket, limits: ClientLimits, handler: Callable[[], Awaitable[None]]
+    websocket: WebSocket, services: Services, limits: ClientLimits, handler: Callable[[Caller], Awaitable[None]]
 ) -> None:
-    """Run a WebSocket handler if the client may open one more socket, else close 4429."""
-    client = client_key(websocket)
+    """Run a WebSocket handler for its caller if they may open one more socket; else close 4401 or 4429."""
+    try:
+        caller = await identify(websocket, services)
+    except ApiError as err:
+        await stream.reject(websocket, stream.CLOSE_UNAUTHORIZED, stream.close_reason(f"{err.code}: {err.message}"),
+                            err.body())  # fmt: skip
+        return
+    except Exception as exc:
+        if unavailable_error(exc) is None:
+            log.exception("identifying a WebSocket's caller failed")
+        await stream.reject(websocket, stream.CLOSE_TRY_AGAIN, "storage unavailable; retry shortly")
+        return
+    client = caller.limit_key or client_key(websocket)
     if not limits.open_socket(client):
         cap = limits.ws_per_client
         await stream.reject(
@@ -48,7 +64,7 @@ async def _with_socket_slot(
         )  # fmt: skip
         return
     try:
-        await handler()
+        await handler(caller)
     finally:
         limits.close_socket(client)
 
@@ -60,10 +76,11 @@ async def _with_socket_slot(
 async def order_ws(
     websocket: WebSocket, order_id: Annotated[str, Path(alias="orderId")], services: ServicesDep, limits: LimitsDep
 ) -> None:
-    await _with_socket_slot(websocket, limits, lambda: _follow_order(websocket, services, order_id))
+    await _with_socket_slot(websocket, services, limits, lambda caller: _follow_order(websocket, services, order_id,
+                                                                                       caller))  # fmt: skip
 
 
-async def _follow_order(websocket: WebSocket, services: Services, raw_id: str) -> None:
+async def _follow_order(websocket: WebSocket, services: Services, raw_id: str, caller: Caller) -> None:
     order_id = canonical_order_id(raw_id)
     if order_id is None:
         message = f"{raw_id[:80]!r} is not an order id (a UUID)"
@@ -79,14 +96,27 @@ async def _follow_order(websocket: WebSocket, services: Services, raw_id: str) -
             log.exception("order %s: lookup failed", order_id)
         await stream.reject(websocket, stream.CLOSE_TRY_AGAIN, "storage unavailable; retry shortly")
         return
-    if record is None:
+    if record is None or not caller.may_see(record.owner):
         await stream.reject(
             websocket, stream.CLOSE_NOT_FOUND, f"order {order_id} not found",
             error_body("ORDER_NOT_FOUND", f"no order with id {order_id}", {"orderId": order_id}),
         )  # fmt: skip
         return
-    await websocket.accept()
+    await websocket.accept(subprotocol=accepted_subprotocol(websocket))
     await stream.stream_order(websocket, services, order_id)
+
+
+# --------------------------------------------------------------------------- /api/orders/ws
+
+
+@router.websocket("/api/orders/ws", name="orders_feed_ws")
+async def orders_feed_ws(websocket: WebSocket, services: ServicesDep, limits: LimitsDep) -> None:
+    await _with_socket_slot(websocket, services, limits, lambda caller: _feed(websocket, services, caller))
+
+
+async def _feed(websocket: WebSocket, services: Services, caller: Caller) -> None:
+    await websocket.accept(subprotocol=accepted_subprotocol(websocket))
+    await stream_feed(websocket, services, every_order=caller.admin, may_see=caller.may_see)
 
 
 # --------------------------------------------------------------------------- the upgrade on /api/orders/execute
@@ -96,7 +126,8 @@ async def _follow_order(websocket: WebSocket, services: Services, raw_id: str) -
 async def execute_ws(
     websocket: WebSocket, services: ServicesDep, limits: LimitsDep, max_bytes: OrderMessageLimitDep
 ) -> None:
-    await _with_socket_slot(websocket, limits, lambda: _execute(websocket, services, limits, max_bytes))
+    await _with_socket_slot(websocket, services, limits,
+                            lambda caller: _execute(websocket, services, limits, max_bytes, caller))  # fmt: skip
 
 
 def _message_text(message: Mapping[str, Any]) -> str | None:
@@ -133,8 +164,10 @@ def _order_request(text: str | None, max_bytes: int) -> ExecuteOrderRequest:
         raise validation_error([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
 
-async def _execute(websocket: WebSocket, services: Services, limits: ClientLimits, max_bytes: int) -> None:
-    await websocket.accept()
+async def _execute(
+    websocket: WebSocket, services: Services, limits: ClientLimits, max_bytes: int, caller: Caller
+) -> None:
+    await websocket.accept(subprotocol=accepted_subprotocol(websocket))
     wait_s = services.options.ws_first_message_timeout_s
     try:
         message = await asyncio.wait_for(websocket.receive(), wait_s)
@@ -147,12 +180,13 @@ async def _execute(websocket: WebSocket, services: Services, limits: ClientLimit
     if message["type"] == "websocket.disconnect":
         return
     try:
-        await limits.check("orders", client_key(websocket))
+        await limits.check("orders", caller.limit_key or client_key(websocket))
         request = _order_request(_message_text(message), max_bytes)
         await services.learn_tokens(request.token_in, request.token_out)
         submission = take_order(
             request, services,
             idempotency_key=websocket.headers.get("idempotency-key"), client_id=websocket.headers.get("x-client-id"),
+            owner=caller.owner,
         )  # fmt: skip
         record, created = await submit_order(services, submission)
     except ApiError as err:

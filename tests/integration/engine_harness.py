@@ -28,7 +28,7 @@ from storage.orders import OrderStore
 from storage.queue import OrderQueue
 
 TOKENS = TokenRegistry()
-TABLES = "pool_trades, order_status_history, pool_genesis, orders, launched_pools, launched_tokens"
+TABLES = "pool_trades, order_status_history, pool_genesis, orders, launched_pools, launched_tokens, api_keys"
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
