@@ -20,6 +20,7 @@ from actors.venues import RayRouter, RayTriggers, RayVenues
 from engine.clock import SystemClock
 from engine.lifecycle import LifecycleConfig, LifecyclePorts, OrderLifecycle
 from engine.execution import Timing
+from engine.lifecycle_figures import ExecutorFigures, LifecycleFigures
 from engine.plans import RunOutcome
 from engine.ports import Connector
 from engine.settings import LatencySettings, RetrySettings, RoutingSettings
@@ -52,6 +53,7 @@ class OrderExecutor:
         self.index, self.slots = index, slots
         self._triggers, self._namespace = triggers, namespace
         self._running = 0
+        self._figures = LifecycleFigures()  # since this process started; gathered by /metrics
         self._config, self._seed = config, seed
         self._router, self._pools, self._tokens, self._connector = router, pools, tokens, connector
         self._lifecycle: OrderLifecycle | None = None
@@ -68,7 +70,7 @@ class OrderExecutor:
                     orders=stores.orders, trades=stores.trades, events=stores.events,
                     router=RayRouter(self._router, self._config.timing.router_timeout_s),
                     venues=RayVenues(self._pools, self._namespace),
-                    clock=SystemClock(), metrics=metrics.LifecycleMetricsOnRay(),
+                    clock=SystemClock(), metrics=metrics.LifecycleMetricsOnRay(self._figures),
                     triggers=RayTriggers(self._triggers),
                 )  # fmt: skip
                 rng = random.Random(f"{self._seed}:executor:{self.index}")
@@ -82,6 +84,10 @@ class OrderExecutor:
     async def ready(self) -> int:
         await self._connect()
         return self.index
+
+    async def figures(self) -> ExecutorFigures:
+        """Its slots, the orders it runs now and its lifecycle figures (for a scrape of /metrics)."""
+        return ExecutorFigures(str(self.index), self.slots, self._running, self._figures.snapshot())
 
     async def run(self, order_id: str, started_at: float | None = None) -> RunOutcome:
         """Drive an order as far as it goes now; never raises (the dispatcher retries ``error``)."""

@@ -14,12 +14,14 @@ from typing import Any
 import ray
 
 from actors.dispatcher import DISPATCHER_NAME
+from actors.executor import executor_name
 from actors.pool_actor import pool_actor_name
 from actors.launched import LAUNCHPAD_NAME
 from actors.market_maker import MARKET_NAME
 from actors.router import ROUTER_NAME
 from actors.trigger_book import TRIGGER_BOOK_NAME
 from engine.errors import EngineUnavailable, MarketOff
+from engine.lifecycle_figures import ExecutorFigures
 from sim.decision import PoolSummary, RouteDecision
 
 
@@ -31,6 +33,7 @@ class RayGateway:
     first). A handle whose actor is gone is dropped from the cache and looked
     up again on the next call; an engine that does not answer within
     ``timeout_s`` raises :class:`EngineUnavailable` (the API answers 503).
+    ``executors``: how many executor actors the engine runs (``executor:0`` …).
     """
 
     def __init__(
@@ -40,11 +43,13 @@ class RayGateway:
         timeout_s: float = 5.0,
         router_name: str | None = None,
         dispatcher_name: str | None = None,
+        executors: int = 0,
     ) -> None:
         self.namespace = namespace
         self.timeout_s = timeout_s
         self.router_name = router_name or ROUTER_NAME
         self.dispatcher_name = dispatcher_name or DISPATCHER_NAME
+        self.executors = executors
         self._handles: dict[str, Any] = {}
 
     def _actor(self, name: str) -> Any:
@@ -80,6 +85,15 @@ class RayGateway:
 
     async def dispatcher_stats(self) -> dict[str, Any]:
         return await self._call(self.dispatcher_name, "stats")
+
+    async def executor_figures(self) -> list[ExecutorFigures]:
+        async def one(index: int) -> ExecutorFigures:
+            try:
+                return await self._call(executor_name(index), "figures", timeout_s=min(self.timeout_s, 2.0))
+            except Exception:  # noqa: BLE001 — one executor away: the others still count
+                return ExecutorFigures(str(index))
+
+        return list(await asyncio.gather(*(one(i) for i in range(self.executors))))
 
     async def disarm(self, order_id: str) -> bool:
         return await self._call(TRIGGER_BOOK_NAME, "disarm", order_id)

@@ -10,7 +10,10 @@ from functools import cache
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
-_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60]
+from engine.lifecycle_figures import SECONDS_BUCKETS, stage_label
+from engine.ports import LifecycleMetrics
+
+_SECONDS = list(SECONDS_BUCKETS)
 
 
 @cache
@@ -98,17 +101,27 @@ def oldest_open_order() -> Gauge:
 
 
 class LifecycleMetricsOnRay:
-    """The lifecycle's ``LifecycleMetrics`` port on the metrics above."""
+    """The lifecycle's ``LifecycleMetrics`` port on the metrics above, and on ``local`` too (the
+    executor's own figures, which the API's ``/metrics`` gathers at a scrape)."""
+
+    def __init__(self, local: LifecycleMetrics | None = None) -> None:
+        self.local = local
 
     def stage(self, previous: str, to: str, seconds: float) -> None:
-        stage_latency().observe(seconds, tags={"stage": f"{previous}->{to}"})
+        stage_latency().observe(seconds, tags={"stage": stage_label(previous, to)})
+        if self.local is not None:
+            self.local.stage(previous, to, seconds)
 
     def retried(self, code: str) -> None:
         order_retries().inc(tags={"code": code})
+        if self.local is not None:
+            self.local.retried(code)
 
     def finished(self, status: str, dex: str, seconds: float) -> None:
         orders_finished().inc(tags={"status": str(status), "dex": dex})
         order_latency().observe(seconds, tags={"status": str(status)})
+        if self.local is not None:
+            self.local.finished(status, dex, seconds)
 
 
 class DispatchMetricsOnRay:

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.config import build_pools, load_market_config
 from engine.errors import EngineUnavailable, LaunchRefused, MarketOff
+from engine.lifecycle_figures import ExecutorFigures
 from engine.settings import EngineSettings
 from sim.decision import PoolSummary, RouteDecision, decide_route, pool_summary
 
@@ -58,6 +59,9 @@ class LocalGateway:
 
     async def trigger_stats(self) -> dict[str, Any]:
         return {"ready": False}
+
+    async def executor_figures(self) -> list[ExecutorFigures]:
+        return []  # no executors in process: nothing runs orders here
 
     async def shock_token(self, symbol: str, move_bps: float) -> tuple[float, float]:
         raise MarketOff("the API runs without an engine: there is no market simulator")

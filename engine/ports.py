@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sim.orders import OrderStatus
 
+from engine.lifecycle_figures import ExecutorFigures
 from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from sim.decision import PoolSummary, RouteDecision
 from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, TradeRecord
@@ -248,6 +249,11 @@ class EngineGateway(Protocol):
 
     async def trigger_stats(self) -> dict[str, Any]: ...
 
+    async def executor_figures(self) -> list[ExecutorFigures]:
+        """Every executor's figures; one that does not answer is listed with ``lifecycle`` None
+        (this never raises for one executor)."""
+        ...
+
     async def shock_token(self, symbol: str, move_bps: float) -> tuple[float, float]:
         """Move the market's reference price of a token (USD before, after)."""
         ...
@@ -291,6 +297,12 @@ class OrderReads(Protocol):
     async def oldest_unfinished(self) -> OldestOpenOrder | None: ...
 
 
+class OrderFigures(Protocol):
+    async def count_by_status_and_dex(self) -> dict[tuple[str, str], int]:
+        """Orders by (current status, DEX); ``none`` for those not routed yet."""
+        ...
+
+
 class QueueFigures(Protocol):
     async def depth(self) -> Any:
         """waiting, pending, delayed (``storage.queue.QueueDepth``)."""
@@ -310,3 +322,4 @@ class ApiQueue(WorkQueue, QueueFigures, Protocol):
 
 class ApiFeed(EventFeed, EventSubscriptions, Protocol):
     """The event feed as the API uses it: publishing the first event, following an order."""
+

@@ -4,7 +4,8 @@ The engine gets a world of its own so it never touches a developer's engine:
 
 * a fresh data dir (``DEXENGINE_DATA_DIR``: its own PostgreSQL and Redis),
 * a free API port on 127.0.0.1 (``DEXENGINE_API__PORT``),
-* no dashboard (``DEXENGINE_RAY__DASHBOARD=false``),
+* no dashboard (``DEXENGINE_RAY__DASHBOARD=false``), and Ray's metrics export on
+  a port Ray picks (``DEXENGINE_RAY__METRICS_EXPORT_PORT=0``),
 * its own Ray temp dir (``RAY_TMPDIR``), so ``ray.init()`` cannot find and
   join a cluster someone started with ``ray start`` (it looks for
   ``<tmp>/ray/ray_current_cluster``), and ``RAY_ADDRESS`` is dropped,
@@ -146,6 +147,7 @@ class EngineProcess:
                 "DEXENGINE_API__HOST": "127.0.0.1",
                 "DEXENGINE_API__PORT": str(self.port),
                 "DEXENGINE_RAY__DASHBOARD": "false",
+                "DEXENGINE_RAY__METRICS_EXPORT_PORT": "0",  # Ray picks a free one: never a developer's 8266
                 "DEXENGINE_RAY__NAMESPACE": f"dexengine-{self.name}",
                 "RAY_TMPDIR": str(self.ray_tmp),
                 "PYTHONUNBUFFERED": "1",

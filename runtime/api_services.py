@@ -24,6 +24,7 @@ from storage.db import open_pool
 from storage.events import EventBus
 from storage.keys import KeyStore
 from storage.market import LaunchStore
+from storage.order_figures import OrderFiguresQuery
 from storage.orders import OrderStore
 from storage.queue import OrderQueue
 from storage.connect import StoreHealthChecks
@@ -76,6 +77,7 @@ async def open_services(
         rate_limit_per_minute=rate_limit_per_minute,
         closers=closers,
         launches=LaunchStore(db),
+        order_figures=OrderFiguresQuery(db),
         keys=keys,
     )
 
@@ -112,7 +114,7 @@ class ServicesFromSettings:
         tokens = load_market_config(settings.market.config).registry()
         engine: EngineGateway
         if self.gateway == "ray":
-            engine = RayGateway(settings.ray.namespace)
+            engine = RayGateway(settings.ray.namespace, executors=len(settings.dispatch.slots_per_executor()))
         else:
             engine = LocalGateway(settings)
         return await open_services(

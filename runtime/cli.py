@@ -169,6 +169,10 @@ def _print_banner(settings: EngineSettings, took_s: float) -> None:
         from runtime.ray_access import dashboard_access
 
         print(f"  dashboard  http://127.0.0.1:{settings.ray.dashboard_port}   ({dashboard_access()})")
+    from runtime.ray_access import ray_metrics_url
+
+    ray_metrics = ray_metrics_url(settings.ray.metrics_export_port, joined=bool(settings.ray_address))
+    print(f"  metrics    {base}/metrics (API)" + (f"  ·  {ray_metrics} (Ray)" if ray_metrics else ""))
     print(f"  PostgreSQL {_redact(settings.database_url)}")
     print(f"  Redis      {_redact(settings.redis_url)}")
     print("Ctrl-C stops everything.\n", flush=True)

@@ -27,3 +27,31 @@ def dashboard_access(environ: dict[str, str] | None = None, default_path: Path =
         where = str(default_path)
         show = "RAY_AUTH_MODE=token .venv/bin/ray get-auth-token"
     return f"it asks for Ray's token: the one in {where} (shown by `{show}`)"
+
+
+def ray_metrics_url(configured_port: int, *, joined: bool = False) -> str | None:
+    """Where Ray's own Prometheus endpoint is (the ``ray_*`` metrics of every actor and replica).
+
+    The port Ray bound on this node when Ray is up (``0`` in the settings: it picked one), else the
+    configured one (which a joined cluster never took from us); None when neither is known. A joined
+    cluster's node is named by its address.
+    """
+    host, port = "127.0.0.1", 0 if joined else configured_port
+    node = _this_node()
+    if node is not None and node.get("MetricsExportPort"):
+        port = int(node["MetricsExportPort"])
+        if joined:
+            host = str(node.get("NodeManagerAddress") or host)
+    return f"http://{host}:{port}/metrics" if port else None
+
+
+def _this_node() -> dict | None:
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    try:
+        me = ray.get_runtime_context().get_node_id()
+        return next((node for node in ray.nodes() if node.get("NodeID") == me), None)
+    except Exception:  # noqa: BLE001 — a banner line is not worth failing a start for
+        return None

@@ -72,6 +72,7 @@ def init_ray(settings: EngineSettings, *, dashboard: bool | None = None) -> bool
         dashboard_host=settings.ray.dashboard_host,
         dashboard_port=settings.ray.dashboard_port,
         object_store_memory=settings.ray.object_store_mb * 1024 * 1024,
+        _metrics_export_port=settings.ray.metrics_export_port,  # Prometheus scrapes ray_* here; 0: Ray picks
         logging_level=logging.WARNING,
         log_to_driver=False,
     )

@@ -73,7 +73,8 @@ def chaos_settings(root: Path, seed: int) -> EngineSettings:
         dispatch={"rate_limit_per_minute": 0, "sweep_interval_s": 2.0},
         market={"enabled": True, "tick_s": 0.5},
         api={"port": free_port()},
-        ray={"namespace": f"chaos-{uuid.uuid4().hex[:8]}", "dashboard": False, "object_store_mb": 256},
+        ray={"namespace": f"chaos-{uuid.uuid4().hex[:8]}", "dashboard": False, "object_store_mb": 256,
+             "metrics_export_port": 0},  # Ray picks: never a fixed port another engine holds
         seed=seed,
     )
 

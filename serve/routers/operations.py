@@ -114,9 +114,10 @@ async def health(services: ServicesDep, response: Response) -> HealthResponse:
     "/metrics",
     summary="Prometheus metrics",
     description="Prometheus text format: the API's own figures on this replica (requests by route template, "
-    "method and code; latency histograms; open WebSockets) and the engine's, read now (orders by status, the "
-    "queue, the oldest order the engine must run, the dispatcher, the trigger book, every pool's price and "
-    "reserves). Needs an admin key when keys are in use.",
+    "method and code; latency histograms; open WebSockets) and the engine's, read now (orders by status and DEX, "
+    "the queue, the oldest order the engine must run, the dispatcher, the trigger book, every pool's price and "
+    "reserves, and every executor's slots, stage and order latency histograms, finished orders and retries). "
+    "Needs an admin key when keys are in use.",
     response_class=Response,
     dependencies=[Depends(require_admin)],
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "dex_orders{status=\"confirmed\"} 12.0"}}},

@@ -46,7 +46,8 @@ def base_settings(database_url: str, redis_url: str, **overrides: Any) -> Engine
         latency=LatencySettings.zero().model_dump(),
         market={"enabled": False},
         dispatch={"rate_limit_per_minute": 0, "sweep_interval_s": 1.0},
-        ray={"namespace": f"test-{uuid.uuid4().hex[:8]}", "dashboard": False},
+        # metrics_export_port 0: should anything start a Ray from these, never a fixed port (two sessions run at once)
+        ray={"namespace": f"test-{uuid.uuid4().hex[:8]}", "dashboard": False, "metrics_export_port": 0},
         retry={"max_retries": 3, "base_delay_s": 0.05, "factor": 2.0},
     )
     values = merged(values, overrides)

@@ -107,3 +107,65 @@ async def test_an_engine_that_is_not_there_is_unavailable(engine: EngineSettings
     assert (await gateway.health())["ok"] is False
     with pytest.raises(EngineUnavailable):
         await gateway.dispatcher_stats()
+
+
+def _moved(before: dict, after: dict, name: str, **labels: str) -> float:
+    """How much the samples named ``name`` with these labels (summed over the others) moved."""
+
+    def total(samples: dict) -> float:
+        return sum(v for (n, have), v in samples.items() if n == name and set(labels.items()) <= set(have))
+
+    return total(after) - total(before)
+
+
+async def test_metrics_after_orders_count_them_by_stage_status_and_dex(server: str) -> None:
+    from collections import Counter
+
+    from tests.unit.metrics_fakes import samples
+
+    async with httpx.AsyncClient(base_url=f"http://{server}", timeout=30) as http:
+        before = samples((await http.get("/metrics")).text)
+        results = await asyncio.gather(*(follow(server, order) for order in DEMO))
+        dexes = Counter([(await http.get(f"/api/orders/{order_id}")).json()["dex"] for order_id, _, _ in results])
+        n = len(DEMO)
+        for _ in range(50):  # an executor counts an order just after publishing its last event
+            after = samples((await http.get("/metrics")).text)
+            if _moved(before, after, "dex_order_latency_seconds_count") >= n:
+                break
+            await asyncio.sleep(0.1)
+    assert all([e["status"] for e in events] == LIFECYCLE for _, events, _ in results)
+    assert _moved(before, after, "dex_api_requests_total", route="/api/orders/execute", method="POST", code="202") == n
+    # the executors' histograms, gathered from every executor at the scrape
+    for stage in ("pending->routing", "routing->building", "building->submitted", "submitted->confirmed"):
+        assert _moved(before, after, "dex_order_stage_seconds_count", stage=stage) == n, stage
+        assert _moved(before, after, "dex_order_stage_seconds_bucket", stage=stage, le="+Inf") == n, stage
+    assert _moved(before, after, "dex_order_latency_seconds_count", status="confirmed") == n
+    for dex, count in dexes.items():
+        assert _moved(before, after, "dex_orders_finished_total", status="confirmed", dex=dex) == count, dex
+        assert _moved(before, after, "dex_orders_by_dex", status="confirmed", dex=dex) == count, dex  # PostgreSQL
+    assert _moved(before, after, "dex_orders", status="confirmed") == n
+    assert _moved(before, after, "dex_order_retries_total") == 0
+    executors = {labels: v for (name, labels), v in after.items() if name == "dex_executor_up"}
+    assert len(executors) == 2 and all(v == 1 for v in executors.values())
+    assert sum(v for (name, _), v in after.items() if name == "dex_executor_slots") == 10
+    assert sum(v for (name, _), v in after.items() if name == "dex_executor_running") == 0
+    assert after[("dex_engine_up", ())] == 1
+
+
+async def test_an_executor_that_does_not_answer_does_not_fail_the_scrape(engine: EngineSettings) -> None:
+    from tests.unit.metrics_fakes import samples
+
+    services = await ServicesFromSettings(engine, options=FAST)()
+    services.engine = RayGateway(engine.ray.namespace, executors=3, timeout_s=2.0)  # executor:2 is not there
+    try:
+        async with live_server(services) as host, httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as http:
+            scraped = await http.get("/metrics")
+    finally:
+        await services.aclose()
+    assert scraped.status_code == 200
+    after = samples(scraped.text)
+    assert after[("dex_engine_up", ())] == 0
+    assert after[("dex_executor_up", (("executor", "2"),))] == 0
+    assert after[("dex_executor_up", (("executor", "0"),))] == after[("dex_executor_up", (("executor", "1"),))] == 1
+    assert sum(v for (name, _), v in after.items() if name == "dex_executor_slots") == 10
+    assert after[("dex_pool_price", (("pool", "raydium:SOL-USDC"),))] > 0

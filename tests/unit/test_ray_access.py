@@ -31,3 +31,15 @@ def test_the_up_banner_says_how_to_get_into_the_dashboard(capsys, monkeypatch):
     dashboard = next(line for line in out.splitlines() if "dashboard" in line)
     assert "http://127.0.0.1:8265" in dashboard and "ray get-auth-token" in dashboard
     assert "pw" not in out  # the database password is redacted
+
+
+def test_the_up_banner_says_where_both_metrics_endpoints_are(capsys):
+    from engine.settings import EngineSettings
+    from runtime.cli import _print_banner
+    from runtime.ray_access import ray_metrics_url
+
+    _print_banner(EngineSettings.model_validate({"ray": {"metrics_export_port": 9266}, "api": {"port": 8123}}), 1.0)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("metrics"))
+    assert "http://127.0.0.1:8123/metrics (API)" in line and "http://127.0.0.1:9266/metrics (Ray)" in line
+    # Ray not up: the configured port, if any; a joined cluster's port is never ours to guess
+    assert ray_metrics_url(0) is None and ray_metrics_url(8266, joined=True) is None
