@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.config import ConfigError
+from engine.config import read_yaml_mapping, validated
 from sim.chain import ChainParams
 from sim.chain_fees import FEE_LEVELS, MAX_CU_PER_TX, Congestion
 from sim.mev import MevParams
@@ -140,26 +139,12 @@ class ChainConfig(_Strict):
 
 def load_chain_config(path: str | Path = DEFAULT_CHAIN_CONFIG) -> ChainConfig:
     """Read and validate a chain YAML file. Raises :class:`engine.config.ConfigError`."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read chain config {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"chain config {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"chain config {path} must be a mapping with chain, presets, transactions and mev")
+    raw = read_yaml_mapping(path, "chain config", "chain, presets, transactions and mev")
     return parse_chain_config(raw, source=str(path))
 
 
 def parse_chain_config(raw: dict[str, Any], source: str = "chain config") -> ChainConfig:
-    try:
-        return ChainConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{source} is invalid: {problems}") from exc
+    return validated(ChainConfig, raw, source)
 
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +19,8 @@ from sim.launches import LaunchProcess, LaunchRange, launches_from
 from sim.market import ArbitrageParams, Market, MarketParams, NoiseParams
 from sim.pools import Pool, PoolSetup, pool_kind
 from sim.tokens import Token, TokenRegistry
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 BASE58 = set("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
 MAX_FEE_BPS = 1_000  # 10 %, the DLMM program's cap too
@@ -241,29 +243,38 @@ class MarketConfig(_Strict):
         return TokenRegistry([t.to_token() for t in self.tokens])
 
 
-def load_market_config(path: str | Path) -> MarketConfig:
-    """Read and validate a market YAML file. Raises :class:`ConfigError`."""
+def read_yaml_mapping(path: str | Path, what: str, holds: str) -> dict[str, Any]:
+    """The mapping a YAML config file holds; :class:`ConfigError` when it cannot be read or is not one."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read market config {path}: {exc}") from exc
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"market config {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"market config {path} must be a mapping with tokens, pools and market")
-    return parse_market_config(raw, source=str(path))
+        raise ConfigError(f"{what} {path} must be a mapping with {holds}")
+    return raw
+
+
+def validated(model: type[ModelT], raw: dict[str, Any], source: str) -> ModelT:
+    """``raw`` as ``model``; :class:`ConfigError` naming every problem by its path."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source} is invalid: {problems}") from exc
+
+
+def load_market_config(path: str | Path) -> MarketConfig:
+    """Read and validate a market YAML file. Raises :class:`ConfigError`."""
+    return parse_market_config(read_yaml_mapping(path, "market config", "tokens, pools and market"), str(path))
 
 
 def parse_market_config(raw: dict[str, Any], source: str = "market config") -> MarketConfig:
-    try:
-        return MarketConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{source} is invalid: {problems}") from exc
+    return validated(MarketConfig, raw, source)
 
 
 def build_pool(spec: PoolSpec, registry: TokenRegistry, prices_usd: dict[str, float]) -> Pool:

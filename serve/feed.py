@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from serve.stream import CLOSE_TRY_AGAIN, close, event_message, watch_disconnect
+from serve.stream import CLIENT_LEFT, CLOSE_TRY_AGAIN, close, event_message, next_unless_left, watch_disconnect
 
 log = logging.getLogger("serve.feed")
 
@@ -52,15 +52,7 @@ async def stream_feed(ws: WebSocket, services: Any, *, every_order: bool, may_se
         async with services.bus.subscribe_all() as events:
             await ws.send_json({"type": "subscribed"})
             iterator = events.__aiter__()
-            while True:
-                next_event = asyncio.ensure_future(iterator.__anext__())
-                done, _ = await asyncio.wait({next_event, watcher}, return_when=asyncio.FIRST_COMPLETED)
-                if watcher in done:
-                    next_event.cancel()
-                    with contextlib.suppress(BaseException):
-                        await next_event
-                    return
-                event = next_event.result()
+            while (event := await next_unless_left(iterator, watcher)) is not CLIENT_LEFT:
                 if owned is None or await owned.visible(str(event.get("orderId"))):
                     await ws.send_json(event_message(event))
     except (WebSocketDisconnect, StopAsyncIteration):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -169,6 +169,22 @@ async def order_events(
         await live.stop()
 
 
+CLIENT_LEFT: Any = object()
+
+
+async def next_unless_left(events: AsyncIterator[dict[str, Any]], watcher: asyncio.Future[None]) -> Any:
+    """The next event, or :data:`CLIENT_LEFT` when ``watcher`` (:func:`watch_disconnect`) ends first;
+    raises StopAsyncIteration when the events end."""
+    next_event = asyncio.ensure_future(events.__anext__())
+    done, _ = await asyncio.wait({next_event, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    if watcher in done:
+        next_event.cancel()
+        with contextlib.suppress(BaseException):
+            await next_event
+        return CLIENT_LEFT
+    return next_event.result()
+
+
 async def watch_disconnect(ws: WebSocket) -> None:
     """Returns when the client goes away (messages it sends are ignored)."""
     while True:
@@ -193,17 +209,12 @@ async def stream_order(ws: WebSocket, services: Any, order_id: str, *, after_seq
     final: str | None = None
     try:
         while True:
-            next_event = asyncio.ensure_future(events.__anext__())
-            done, _ = await asyncio.wait({next_event, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if watcher in done:
-                next_event.cancel()
-                with contextlib.suppress(BaseException):
-                    await next_event
-                return  # the client left
             try:
-                event = next_event.result()
+                event = await next_unless_left(events, watcher)
             except StopAsyncIteration:
                 break
+            if event is CLIENT_LEFT:
+                return
             await ws.send_json(event_message(event))
             if event.get("status") in _FINAL:
                 final = event["status"]
