@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sim.orders import OrderStatus
 
 from engine.lifecycle_figures import ExecutorFigures
+from engine.candles import PoolCandles
 from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from sim.decision import PoolSummary, RouteDecision
 from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, TradeRecord
@@ -323,3 +325,13 @@ class ApiQueue(WorkQueue, QueueFigures, Protocol):
 class ApiFeed(EventFeed, EventSubscriptions, Protocol):
     """The event feed as the API uses it: publishing the first event, following an order."""
 
+
+class TradeHistory(Protocol):
+    """What the API reads of the pools' recorded trades."""
+
+    async def candles(
+        self, pool_id: str, *, interval: timedelta, start: datetime, end: datetime
+    ) -> PoolCandles | None:
+        """The pool's trades with ``start <= created_at < end`` per bucket of ``interval`` (buckets start on
+        multiples of it since the Unix epoch); None when no such pool was ever opened."""
+        ...

@@ -29,6 +29,7 @@ from storage.orders import OrderStore
 from storage.queue import OrderQueue
 from storage.connect import StoreHealthChecks
 from storage.ratelimit import RedisRateWindows
+from storage.trades import PoolTradeStore
 
 
 async def open_services(
@@ -77,6 +78,7 @@ async def open_services(
         rate_limit_per_minute=rate_limit_per_minute,
         closers=closers,
         launches=LaunchStore(db),
+        trades=PoolTradeStore(db),
         order_figures=OrderFiguresQuery(db),
         keys=keys,
     )

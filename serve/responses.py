@@ -187,12 +187,42 @@ class PoolView(CamelModel):
     fee_bps: float
     spot_price: float = Field(description="quote per base, human units, fees excluded")
     reserves: dict[str, str] = Field(description="Token units held, by symbol.")
+    decimals: dict[str, int] = Field(
+        description="Each token's decimals, by symbol: base units per token unit are 10^decimals (the routing "
+        "event's quotes are in base units).", examples=[{"SOL": 9, "USDC": 6}],
+    )
     active_bin: int | None = None
     bins: int | None = None
 
 
 class PoolsResponse(CamelModel):
     pools: list[PoolView]
+
+
+class CandleView(CamelModel):
+    time: str = Field(description="Start of the bucket (UTC, ISO-8601): it holds the trades of "
+                      "[time, time + interval).", examples=["2030-01-01T12:00:00Z"])
+    open: float = Field(description="Price of the bucket's first trade: quote per base, token units, fees included "
+                        "(what the trade paid; spotPrice is the same units without the fee).", examples=[149.61])
+    high: float = Field(examples=[150.02])
+    low: float = Field(examples=[149.28])
+    close: float = Field(description="Price of the bucket's last trade.", examples=[149.87])
+    volume_base: str = Field(description="Base tokens traded (token units).", examples=["41.25"])
+    volume_quote: str = Field(description="Quote tokens traded (token units).", examples=["6173.402117"])
+    trades: int = Field(description="Trades in the bucket: orders' fills, the market's flow and shocks.",
+                        examples=[37])
+
+
+class CandlesResponse(CamelModel):
+    pool_id: str = Field(examples=["raydium:SOL-USDC"])
+    base: str = Field(examples=["SOL"])
+    quote: str = Field(examples=["USDC"])
+    interval: str = Field(examples=["1m"])
+    interval_s: int = Field(description="The interval in seconds.", examples=[60])
+    from_: str = Field(alias="from", description="Start of the first bucket (the asked `from`, moved back to its "
+                       "bucket's start).", examples=["2030-01-01T10:00:00Z"])
+    to: str = Field(description="End of the range, exclusive.", examples=["2030-01-01T12:00:30Z"])
+    candles: list[CandleView] = Field(description="Buckets with at least one trade, oldest first (none: no trade).")
 
 
 class QuoteView(CamelModel):

@@ -19,7 +19,7 @@ from typing import Any
 from engine.api_keys import KeyRing
 from engine.settings import ApiSettings
 from engine.ports import ApiFeed, ApiOrderStore, ApiQueue, EngineGateway, LaunchedMarket, RateWindows, StoreHealth
-from engine.ports import OrderFigures
+from engine.ports import OrderFigures, TradeHistory
 from sim.tokens import TokenRegistry
 
 log = logging.getLogger("serve.services")
@@ -44,6 +44,7 @@ class Services:
     rate_limit_per_minute: int = 100
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     launches: LaunchedMarket | None = None  # where tokens launched during the run are learnt from
+    trades: TradeHistory | None = None  # the pools' recorded trades (candles); None: not wired
     order_figures: OrderFigures | None = None  # orders by status and DEX for /metrics (None: by status only)
     keys: KeyRing | None = None  # None: no keys, every caller is the anonymous owner
     _learnt_at: float = field(default=-1e9, repr=False)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from engine.candles import Candle, PoolCandles
 from engine.records import TradeRecord, utc
 from engine.records import parse_uuid
 from storage._codec import jsonb
@@ -35,6 +38,32 @@ _INSERT_TRADE = sql.SQL(
     "ON CONFLICT (order_id, leg) WHERE order_id IS NOT NULL DO NOTHING RETURNING {}"
 ).format(_TRADE_COLUMNS)
 _BY_ORDER_LEG = sql.SQL("SELECT {} FROM pool_trades WHERE order_id = %s AND leg = %s").format(_TRADE_COLUMNS)
+
+_POOL_TOKENS = (
+    "SELECT snapshot->'token_x'->>'symbol', (snapshot->'token_x'->>'decimals')::int, "
+    "snapshot->'token_y'->>'symbol', (snapshot->'token_y'->>'decimals')::int "
+    "FROM pool_genesis WHERE pool_id = %(pool_id)s"
+)
+# Each trade as base and quote units, priced in quote per base token; then one row per bucket, open and
+# close by the pool's trade order (seq). Buckets start on multiples of the interval since the epoch.
+_CANDLES = """
+SELECT bucket, (array_agg(price ORDER BY seq))[1], max(price), min(price), (array_agg(price ORDER BY seq DESC))[1],
+       sum(base_units), sum(quote_units), count(*)
+FROM (
+    SELECT date_bin(%(interval)s, created_at, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS bucket, seq,
+           base_units, quote_units, quote_units * %(scale)s / base_units AS price
+    FROM (
+        SELECT seq, created_at,
+               CASE WHEN token_in = %(base)s THEN amount_in ELSE amount_out END AS base_units,
+               CASE WHEN token_in = %(base)s THEN amount_out ELSE amount_in END AS quote_units
+        FROM pool_trades
+        WHERE pool_id = %(pool_id)s AND created_at >= %(start)s AND created_at < %(end)s
+    ) AS sides
+    WHERE base_units > 0 AND quote_units > 0
+) AS priced
+GROUP BY bucket
+ORDER BY bucket
+"""
 
 
 def trade_from_row(row: Mapping[str, Any]) -> TradeRecord:
@@ -214,3 +243,30 @@ class PoolTradeStore:
             )
             rows = await cur.fetchall()
         return {token: (int(paid_in), int(paid_out)) for token, paid_in, paid_out in rows}
+
+    async def candles(
+        self, pool_id: str, *, interval: timedelta, start: datetime, end: datetime
+    ) -> PoolCandles | None:
+        """The pool's trades with ``start <= created_at < end``, per bucket of ``interval`` (OHLCV, token units);
+        None when the pool has no genesis (no such pool was ever opened)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_POOL_TOKENS, {"pool_id": pool_id})
+            tokens = await cur.fetchone()
+            if tokens is None:
+                return None
+            base, base_decimals, quote, quote_decimals = tokens
+            cur = await conn.execute(
+                _CANDLES,
+                {"interval": interval, "scale": Decimal(10) ** (base_decimals - quote_decimals), "base": base,
+                 "pool_id": pool_id, "start": start, "end": end},
+            )  # fmt: skip
+            rows = await cur.fetchall()
+        candles = tuple(
+            Candle(
+                start=utc(bucket), open=open_, high=high, low=low, close=close,
+                volume_base=Decimal(base_units).scaleb(-base_decimals),
+                volume_quote=Decimal(quote_units).scaleb(-quote_decimals), trades=int(trades),
+            )  # fmt: skip
+            for bucket, open_, high, low, close, base_units, quote_units, trades in rows
+        )
+        return PoolCandles(pool_id=pool_id, base=base, quote=quote, candles=candles)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from engine.candles import Candle, PoolCandles
+from engine.records import iso
 from serve.amounts import human, known_token
+from serve.candle_query import CandleRange
 from serve.presenters.orders import route_view
-from serve.responses import PoolView, QuoteResponse, QuoteView
+from serve.responses import CandlesResponse, CandleView, PoolView, QuoteResponse, QuoteView
 from serve.validation import QuoteTerms
 from sim.decision import PoolSummary, RouteDecision, Skipped, VenueQuote
 from sim.routing import QuoteFailure
-from sim.tokens import Token, TokenRegistry
+from sim.tokens import Token, TokenRegistry, format_decimal
 
 
 def quote_view(quote: VenueQuote | QuoteFailure, t_in: Token, t_out: Token) -> QuoteView:
@@ -67,6 +71,38 @@ def pool_view(summary: PoolSummary, tokens: TokenRegistry) -> PoolView:
         fee_bps=summary.fee_bps,
         spot_price=summary.spot_price,
         reserves=reserves,
+        decimals={symbol: token.decimals for symbol in (summary.base, summary.quote)
+                  if (token := known_token(tokens, symbol)) is not None},
         active_bin=summary.extra.get("active_bin"),
         bins=summary.extra.get("bins"),
+    )
+
+
+def _time(value: datetime) -> str:
+    return iso(value).replace(".000000Z", "Z")
+
+
+def candle_view(candle: Candle) -> CandleView:
+    return CandleView(
+        time=_time(candle.start),
+        open=float(candle.open),
+        high=float(candle.high),
+        low=float(candle.low),
+        close=float(candle.close),
+        volume_base=format_decimal(candle.volume_base),
+        volume_quote=format_decimal(candle.volume_quote),
+        trades=candle.trades,
+    )
+
+
+def candles_response(found: PoolCandles, span: CandleRange) -> CandlesResponse:
+    return CandlesResponse(
+        pool_id=found.pool_id,
+        base=found.base,
+        quote=found.quote,
+        interval=span.interval,
+        interval_s=int(span.step.total_seconds()),
+        from_=_time(span.start),
+        to=_time(span.end),
+        candles=[candle_view(c) for c in found.candles],
     )
