@@ -65,6 +65,8 @@ def start_actors(
         lifetime = "detached" if detached else None
         return cls.options(name=name, namespace=ns, get_if_exists=True, lifetime=lifetime, **options)
 
+    # Every process of the engine starts at once (each costs an interpreter and Ray's import); what
+    # must come in order — launched pools restored before anything trades — comes after.
     pools = {
         p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(
             p.pool_id, p.snapshot(), connector, settings.latency, settings.faults, seed, (TRIGGER_BOOK_NAME, ns)
@@ -72,12 +74,10 @@ def start_actors(
         for p in genesis_pools
     }
     pool_tokens = {p.pool_id: (p.token_x.symbol, p.token_y.symbol) for p in genesis_pools}
-    ray.get([h.ready.remote() for h in pools.values()])
     pad = (LAUNCHPAD_NAME, ns)  # whom a restarted actor asks for the pools launched meanwhile
     triggers = named(TriggerBookActor, TRIGGER_BOOK_NAME).remote(
         pools, pool_tokens, connector, tokens, settings.routing, launchpad=pad
     )
-    ray.get(triggers.ready.remote())
     router = named(OrderRouter, ROUTER_NAME).remote(
         {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing, pad
     )
@@ -90,17 +90,19 @@ def start_actors(
         )
         for i, n in enumerate(slots)
     ]
-    ray.get([e.ready.remote() for e in executors])
+    launchpad = named(Launchpad, LAUNCHPAD_NAME).remote(
+        connector, tokens, router, executors, settings.latency, settings.faults, seed, ns, detached
+    )
+    ray.get([*(h.ready.remote() for h in pools.values()), triggers.ready.remote(),
+             *(e.ready.remote() for e in executors)])  # fmt: skip
+    ray.get(launchpad.restore.remote())  # the pools launched in earlier runs, before anything trades
+    # Created only now: both start their loops in their constructors (so a restarted one starts by itself).
     runners = [handle for handle, n in zip(executors, slots) for _ in range(n)]  # one per slot
     dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(
         runners, connector, settings.dispatch, autostart=start_dispatcher
     )
     if start_dispatcher:
         ray.get(dispatcher.start.remote())  # returns once the loop runs (reused actors: starts it)
-    launchpad = named(Launchpad, LAUNCHPAD_NAME).remote(
-        connector, tokens, router, executors, settings.latency, settings.faults, seed, ns, detached
-    )
-    ray.get(launchpad.restore.remote())  # the pools launched in earlier runs, before anything trades
     market = None
     if settings.market.enabled:
         market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True, launchpad=pad)

@@ -164,6 +164,8 @@ def _print_banner(settings: EngineSettings, took_s: float) -> None:
     base = f"http://{settings.api.host}:{settings.api.port}"
     print(f"\nengine up in {took_s:.1f}s", flush=True)
     print(f"  API        {base}   (docs: {base}/docs)")
+    if settings.api.console:
+        print(f"  console    {base}/")
     print(f"  WebSocket  ws://{settings.api.host}:{settings.api.port}/api/orders/<id>/ws")
     if settings.ray.dashboard and not settings.ray_address:
         from runtime.ray_access import dashboard_access
@@ -175,7 +177,17 @@ def _print_banner(settings: EngineSettings, took_s: float) -> None:
     print(f"  metrics    {base}/metrics (API)" + (f"  ·  {ray_metrics} (Ray)" if ray_metrics else ""))
     print(f"  PostgreSQL {_redact(settings.database_url)}")
     print(f"  Redis      {_redact(settings.redis_url)}")
+    print(f"  API keys   {_keys_line(settings)}")
     print("Ctrl-C stops everything.\n", flush=True)
+
+
+def _keys_line(settings: EngineSettings) -> str:
+    api = settings.api
+    if api.auth == "off":
+        return "off (api.auth: off): every caller may do everything"
+    if api.auth == "on" or not api.on_loopback:
+        return "required: dexengine keys create --name NAME [--admin] (./run keys ...)"
+    return "not needed while none exists and the API listens on loopback; the first key makes them required"
 
 
 def _redact(url: str | None) -> str:
