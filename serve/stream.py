@@ -86,11 +86,12 @@ class _Live:
             self.ready.set()
             self.queue.put_nowait(None)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Cancel the subscription's task and wait for it, a bounded time (a Redis client unwinding on a
+        dead connection must not hold the stream)."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait({self._task}, timeout=timeout_s)
 
 
 async def order_events(
@@ -112,12 +113,14 @@ async def order_events(
     and a new subscription is tried every ``resubscribe_s``.
     """
     live = _Live(bus, order_id)
-    await live.start(subscribe_timeout_s)
     last = after_seq
     wait = poll_s
     loop = asyncio.get_running_loop()
     retry_at = loop.time() + resubscribe_s
     try:
+        # inside the try: a client that leaves while the subscription is being confirmed (the first
+        # __anext__ cancelled) must not leave the subscription's task behind
+        await live.start(subscribe_timeout_s)
         # replay
         for stored in await store.history(order_id, after_seq=last):
             data = stored.to_json()
