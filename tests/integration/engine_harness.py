@@ -77,6 +77,7 @@ async def submit(
     orders: list[tuple[str, str, str]],
     slippage_bps: int = 100,
     tokens: TokenRegistry = TOKENS,
+    tx_options: dict[str, Any] | None = None,
 ) -> list[str]:
     """Accept orders the way the API does: stored, published, then queued."""
     import redis.asyncio as aioredis
@@ -100,6 +101,7 @@ async def submit(
                     amount_in=to_base_units(Decimal(amount), t_in),
                     amount_in_decimal=amount,
                     slippage_bps=slippage_bps,
+                    tx_options=tx_options,
                 ),
                 client_id="tests",
             )  # fmt: skip
