@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sim.chain import AlreadyProcessed, Block, BlockhashNotFound, Chain, RpcQueueFull, Transaction, TxStatus
-from sim.chain_fees import MAX_CU_PER_TX, fee_percentile, priority_fee_for
+from sim.chain_fees import MAX_CU_PER_TX, fee_percentile, priority_fee_for, unit
 from sim.chain_swaps import Applied, BlockExecution
 from sim.mev import SandwichSearcher
 from sim.sandwich_plans import sandwich_port
@@ -200,9 +200,18 @@ class ChainDesk:
     def _landing(self, status: str, item: Any, block: Block, landed_at: float) -> Landing:
         return Landing(
             status, item.tx.signature, error=item.error, slot=block.slot, height=block.height,
-            block_time=block.block_time, landed_at=landed_at, fees=item.fees.to_dict(), cu_consumed=item.cu_consumed,
-            sends=tuple(self._sends.get(item.tx.signature, ())), role=item.role,
+            block_time=block.block_time, landed_at=landed_at, finalizes_at=self._finalizes_at(block.slot),
+            fees=item.fees.to_dict(), cu_consumed=item.cu_consumed, sends=tuple(self._sends.get(item.tx.signature, ())),
+            role=item.role,
         )  # fmt: skip
+
+    def _finalizes_at(self, slot: int) -> float:
+        """When the block of ``slot`` has ``finalize_depth`` blocks on top: which slots skip is the seed's."""
+        p, blocks = self.chain.params, 0
+        while blocks < p.finalize_depth:
+            slot += 1
+            blocks += unit("skip", p.seed, slot) >= p.skip_rate
+        return self.chain.slot_start(slot + 1)
 
     def _finish(self, signature: str, landing: Landing) -> None:
         self._txs.pop(signature, None)

@@ -73,6 +73,7 @@ class Landing:
     height: int | None = None
     block_time: int | None = None  # unix seconds, as programs see it
     landed_at: float | None = None  # when its slot ended
+    finalizes_at: float | None = None  # when its block has 32 blocks on top (fixed by the seed's skipped slots)
     fees: dict[str, Any] | None = None  # FeeCharge.to_dict(), when it landed
     cu_consumed: int | None = None
     sends: tuple[dict[str, Any], ...] = ()  # {"attempt", "at", "received"}, every send
@@ -87,7 +88,7 @@ class Landing:
         if self.slot is not None:
             details.update(slot=self.slot, blockHeight=self.height, blockTime=self.block_time,
                            landedAt=self.landed_at, computeUnitsConsumed=self.cu_consumed,
-                           fees=self.fees, commitment="confirmed")  # fmt: skip
+                           finalizesAt=self.finalizes_at, fees=self.fees, commitment="confirmed")  # fmt: skip
         if self.role is not None:
             details["sandwiched"] = self.role == "victim"
         if self.error is not None:

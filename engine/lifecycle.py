@@ -221,8 +221,9 @@ class OrderLifecycle:
         settlement = settle(plan, fills, self._tokens[order.token_in], self._tokens[order.token_out])
         details = confirmed_details(settlement, self._tokens, order.token_in, order.token_out, plan.dex)
         details.update(landing or {})
+        stored = {} if not landing else {"route": {**plan.to_json(), "landing": _landing_record(landing)}}
         await self._transition(
-            run, OrderStatus.CONFIRMED, details,
+            run, OrderStatus.CONFIRMED, details, **stored,
             amount_out=settlement.amount_out, executed_price=settlement.price, fee=settlement.fee_in,
             price_impact_bps=settlement.price_impact_bps, dex=plan.dex, tx_signature=settlement.signature,
         )  # fmt: skip
@@ -258,6 +259,13 @@ class OrderLifecycle:
     def _finished(self, run: _Run, status: OrderStatus, dex: str) -> None:
         age = self._ports.clock.time() - run.created_at.timestamp()
         self._ports.metrics.finished(status, dex, max(0.0, age))
+
+
+def _landing_record(landing: dict[str, Any]) -> dict[str, Any]:
+    """What the order row keeps of where its transaction landed (the order view shows it)."""
+    keep = ("slot", "blockHeight", "blockTime", "landedAt", "finalizesAt", "fees", "computeUnitsConsumed",
+            "resends", "sandwiched")  # fmt: skip
+    return {key: landing[key] for key in keep if key in landing}
 
 
 def _landing_of(chain: dict[str, Any] | None) -> dict[str, Any]:

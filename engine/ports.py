@@ -287,6 +287,14 @@ class EngineGateway(Protocol):
         """Open a new token's first pool now: ``{token, poolId, dex}``; raises ``engine.errors.LaunchRefused``."""
         ...
 
+    async def chain_info(self) -> dict[str, Any]:
+        """The chain now (slot, height, congestion, recent fees, counts); ``engine.errors.ChainOff`` when off."""
+        ...
+
+    async def set_congestion(self, preset: str) -> dict[str, Any]:
+        """Switch the chain's congestion preset now; its info after. ``ChainOff`` when off."""
+        ...
+
     async def close(self) -> None: ...
 
 
