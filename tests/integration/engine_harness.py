@@ -49,6 +49,8 @@ def base_settings(database_url: str, redis_url: str, **overrides: Any) -> Engine
         # metrics_export_port 0: should anything start a Ray from these, never a fixed port (two sessions run at once)
         ray={"namespace": f"test-{uuid.uuid4().hex[:8]}", "dashboard": False, "metrics_export_port": 0},
         retry={"max_retries": 3, "base_delay_s": 0.05, "factor": 2.0},
+        # A swap lands at once, whatever latency a test sets; the chain's own modules turn it on.
+        chain={"enabled": "off"},
     )
     values = merged(values, overrides)
     return EngineSettings(**values)
