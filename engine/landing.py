@@ -70,6 +70,9 @@ class ChainLanding:
         recorded = await self._recorded(order_id, plan)  # a landed swap a pool refused: it filled before?
         if recorded is not None:
             return recorded
+        if landing.fills:  # some legs filled, not all (a pool restarted mid-block): as without the chain
+            raise OrderFailure("PARTIAL_FILL", f"landed in slot {landing.slot}; {landing.fill_error}", False,
+                               {"chain": landing.chain_details()})  # fmt: skip
         raise _failure(landing)
 
     async def _recorded(self, order_id: str, plan: ExecutionPlan) -> LandedSwap | None:

@@ -68,3 +68,13 @@ def test_the_chain_is_shown_and_its_congestion_switched(api: str) -> None:
     wrong = httpx.post(f"{api}/api/sim/congestion", json={"preset": "jammed"}, timeout=10)
     assert wrong.status_code == 422 and "error" in wrong.json()
     httpx.post(f"{api}/api/sim/congestion", json={"preset": "calm"}, timeout=10)
+
+
+async def test_the_demo_prints_slots_fees_and_re_sends_for_its_orders(api: str, capsys) -> None:
+    from runtime.demo import run_demo_client
+
+    assert await run_demo_client(api, 5, waiting=False) == 0
+    out = capsys.readouterr().out
+    confirmed = [line for line in out.splitlines() if " confirmed " in line and line.startswith("[order")]
+    assert len(confirmed) == 5 and all(" slot " in line and " SOL re-sends " in line for line in confirmed)
+    assert "tip 10000" in out  # the protected one

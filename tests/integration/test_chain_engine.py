@@ -125,3 +125,22 @@ def test_a_loose_bound_is_sandwiched_and_a_protected_order_is_not(chain_engine):
         (mev,) = conn.execute("SELECT count(*) FROM pool_trades WHERE kind = 'mev'").fetchone()
     assert mev == 2  # the front-run and the back-run, real trades in the books
     assert_invariants(settings, actors, [victim, protected])
+
+
+def test_an_order_waiting_on_a_chain_actor_that_dies_still_ends_and_fills_once(chain_engine):
+    settings, actors = chain_engine
+    congestion(actors, "congested")  # nothing lands: the transaction waits on the chain
+    (order_id,) = run(submit(settings, [("SOL", "USDC", "1")], slippage_bps=50))
+    deadline = time.monotonic() + 20
+    while not any(r["status"] == "submitted" for r in history(settings, order_id)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    ray.kill(actors.chain, no_restart=False)  # restarted as the same chain, in its configured preset (busy)
+    assert wait_final(settings, [order_id], timeout_s=60)[order_id] in ("confirmed", "failed")
+    codes = [r["details"].get("error", {}).get("code") for r in history(settings, order_id)]
+    assert "CHAIN_UNAVAILABLE" in codes or "BLOCKHASH_EXPIRED" in codes
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        (fills,) = conn.execute("SELECT count(*) FROM pool_trades WHERE order_id = %s", (order_id,)).fetchone()
+    assert fills <= 1
+    congestion(actors, "calm")
+    assert_invariants(settings, actors, [order_id])
