@@ -109,8 +109,9 @@ def start_actors(
     launchpad = named(Launchpad, LAUNCHPAD_NAME).remote(
         connector, tokens, router, executors, latency, settings.faults, seed, ns, detached
     )
+    chain_ready = [chain.ready.remote()] if chain is not None else []
     ray.get([*(h.ready.remote() for h in pools.values()), triggers.ready.remote(),
-             *(e.ready.remote() for e in executors), *([chain.ready.remote()] if chain is not None else [])])  # fmt: skip
+             *(e.ready.remote() for e in executors), *chain_ready])  # fmt: skip
     ray.get(launchpad.restore.remote())  # the pools launched in earlier runs, before anything trades
     # Created only now: both start their loops in their constructors (so a restarted one starts by itself).
     runners = [handle for handle, n in zip(executors, slots) for _ in range(n)]  # one per slot
