@@ -16,7 +16,7 @@ from typing import Any
 import ray
 
 from actors import metrics
-from actors.venues import RayRouter, RayTriggers, RayVenues
+from actors.venues import RayChain, RayRouter, RayTriggers, RayVenues
 from engine.clock import SystemClock
 from engine.lifecycle import LifecycleConfig, LifecyclePorts, OrderLifecycle
 from engine.execution import Timing
@@ -49,8 +49,10 @@ def lifecycle_config(retry: RetrySettings, latency: LatencySettings, routing: Ro
 class OrderExecutor:
     def __init__(self, index: int, router: Any, pools: dict[str, Any], tokens: TokenRegistry,
                  connector: Connector, config: LifecycleConfig, seed: int, slots: int = 1,
-                 triggers: Any = None, namespace: str | None = None) -> None:  # fmt: skip
+                 triggers: Any = None, namespace: str | None = None, chain: Any = None) -> None:  # fmt: skip
+        """``chain``: the chain actor (None: the chain is off, a swap lands at once)."""
         self.index, self.slots = index, slots
+        self._chain = chain
         self._triggers, self._namespace = triggers, namespace
         self._running = 0
         self._figures = LifecycleFigures()  # since this process started; gathered by /metrics
@@ -72,6 +74,7 @@ class OrderExecutor:
                     venues=RayVenues(self._pools, self._namespace),
                     clock=SystemClock(), metrics=metrics.LifecycleMetricsOnRay(self._figures),
                     triggers=RayTriggers(self._triggers),
+                    chain=None if self._chain is None else RayChain(self._chain),
                 )  # fmt: skip
                 rng = random.Random(f"{self._seed}:executor:{self.index}")
                 self._lifecycle = OrderLifecycle(ports, self._tokens, self._config, rng)

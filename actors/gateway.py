@@ -13,6 +13,7 @@ from typing import Any
 
 import ray
 
+from actors.chain import CHAIN_NAME
 from actors.dispatcher import DISPATCHER_NAME
 from actors.executor import executor_name
 from actors.pool_actor import pool_actor_name
@@ -20,7 +21,7 @@ from actors.launched import LAUNCHPAD_NAME
 from actors.market_maker import MARKET_NAME
 from actors.router import ROUTER_NAME
 from actors.trigger_book import TRIGGER_BOOK_NAME
-from engine.errors import EngineUnavailable, MarketOff
+from engine.errors import ChainOff, EngineUnavailable, MarketOff
 from engine.lifecycle_figures import ExecutorFigures
 from sim.decision import PoolSummary, RouteDecision
 
@@ -113,6 +114,20 @@ class RayGateway:
 
     async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
         return await self._call(pool_actor_name(pool_id), "shock", move_bps, timeout_s=max(self.timeout_s, 10.0))
+
+    def _chain(self) -> None:
+        try:
+            self._actor(CHAIN_NAME)
+        except EngineUnavailable as exc:
+            raise ChainOff("the engine runs without the chain (zero-latency mode)") from exc
+
+    async def chain_info(self) -> dict[str, Any]:
+        self._chain()
+        return await self._call(CHAIN_NAME, "info")
+
+    async def set_congestion(self, preset: str) -> dict[str, Any]:
+        self._chain()
+        return await self._call(CHAIN_NAME, "set_congestion", preset)
 
     async def health(self) -> dict[str, Any]:
         started = time.perf_counter()

@@ -139,7 +139,7 @@ class PoolActor:
             # lease waits for it: ended mid-write, it let another swap apply on top
             # of a trade not yet committed, which PostgreSQL might never see.
             async with self._held_swap:
-                if self._holder != order.order_id:
+                if self._holder != (order.holder or order.order_id):
                     return _rejected(LeaseExpired("the pool was not held for this order any more"))
                 return await self._swap_locked(order, now=self._held_at)
         latency = self._latency
@@ -180,6 +180,7 @@ class PoolActor:
                 "spotPriceBefore": quote.spot_price_before,
                 "executionPrice": quote.execution_price,
                 "txSignature": order.signature,
+                **({"chain": order.chain} if order.chain else {}),
             },
         )
         if record.existing:
@@ -268,10 +269,20 @@ class PoolActor:
         async with self._lock:
             return await self._apply_flow_locked(kind, token_in, amount_in)
 
-    async def _apply_flow_locked(self, kind: str, token_in: str, amount_in: int) -> dict[str, Any] | None:
+    async def held_flow(self, holder: str, kind: str, token_in: str, amount_in: int) -> dict[str, Any] | None:
+        """A trade with no order behind it (a searcher's, kind ``mev``) inside a block the holder executes."""
+        await self._ensure_loaded()
+        async with self._held_swap:
+            if self._holder != holder:
+                return None
+            return await self._apply_flow_locked(kind, token_in, amount_in, now=self._held_at)
+
+    async def _apply_flow_locked(self, kind: str, token_in: str, amount_in: int,
+                                 now: float | None = None) -> dict[str, Any] | None:  # fmt: skip
         pool = self._pool  # the live object (a failed write may have replaced it)
+        now = time.time() if now is None else now
         try:
-            quote = pool.swap_exact_in(token_in, amount_in, 0, time.time())
+            quote = pool.swap_exact_in(token_in, amount_in, 0, now)
         except SimError:
             return None
         await self._record(
@@ -284,7 +295,7 @@ class PoolActor:
             token_out=quote.token_out,
             amount_out=quote.amount_out,
             fee=quote.fee,
-            sim_time=time.time(),
+            sim_time=now,
             state_after=pool.snapshot(),
             details={},
         )

@@ -2,16 +2,18 @@
 
 Names are what the Ray dashboard shows: ``pool:raydium:SOL-USDC``,
 ``router``, ``trigger-book``, ``launchpad``, ``executor:0``, ``executor:1`` (each running several order slots), ``dispatcher``,
-``market``.
+``market``, and ``chain`` when the chain is on (``EngineSettings.chain_on``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
+from actors.chain import CHAIN_NAME, ChainActor
 from actors.dispatcher import DISPATCHER_NAME, Dispatcher
 from actors.executor import OrderExecutor, executor_name, lifecycle_config
 from actors.market_maker import MARKET_NAME, MarketMaker
@@ -20,6 +22,7 @@ from actors.router import ROUTER_NAME, OrderRouter
 from actors.launched import LAUNCHPAD_NAME
 from actors.launchpad import Launchpad
 from actors.trigger_book import TRIGGER_BOOK_NAME, TriggerBookActor
+from engine.chain_config import chain_config_with
 from engine.config import build_pools, load_market_config
 from engine.ports import Connector
 from engine.settings import EngineSettings
@@ -36,10 +39,11 @@ class EngineActors:
     pool_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
     triggers: Any = None
     launchpad: Any = None
+    chain: Any = None
 
     def all(self) -> list[Any]:
         handles = [*self.pools.values(), self.router, *self.executors, self.dispatcher]
-        handles += [h for h in (self.triggers, self.launchpad) if h is not None]
+        handles += [h for h in (self.triggers, self.launchpad, self.chain) if h is not None]
         handles += launched_pool_handles(self.launchpad)
         return handles + ([self.market] if self.market is not None else [])
 
@@ -58,6 +62,9 @@ def start_actors(
     config's app builder returns at once); they end with the Ray cluster.
     """
     ns, seed = settings.ray.namespace, settings.seed
+    latency, dispatch = settings.latency, settings.dispatch
+    if settings.chain_on:  # the chain's slots are the landing time now, and a run may wait out a blockhash
+        latency = latency.model_copy(update={"execution_min_s": 0.0, "execution_max_s": 0.0})
     market_config = load_market_config(settings.market.config)
     genesis_pools = build_pools(market_config)
 
@@ -69,7 +76,7 @@ def start_actors(
     # must come in order — launched pools restored before anything trades — comes after.
     pools = {
         p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(
-            p.pool_id, p.snapshot(), connector, settings.latency, settings.faults, seed, (TRIGGER_BOOK_NAME, ns)
+            p.pool_id, p.snapshot(), connector, latency, settings.faults, seed, (TRIGGER_BOOK_NAME, ns)
         )
         for p in genesis_pools
     }
@@ -81,25 +88,35 @@ def start_actors(
     router = named(OrderRouter, ROUTER_NAME).remote(
         {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing, pad
     )
-    lifecycle = lifecycle_config(settings.retry, settings.latency, settings.routing)
-    slots = settings.dispatch.slots_per_executor()
+    chain = None
+    if settings.chain_on:
+        config = chain_config_with(settings.chain.config, settings.chain.overrides)
+        # The genesis is an argument: a restarted chain actor is the same chain (slots, blockhashes).
+        # A minute before now, so that the first orders find recent fees to bid from.
+        genesis = float(int(time.time()) - 60)
+        chain = named(ChainActor, CHAIN_NAME).remote(config, seed, genesis, pools, ns)
+        window_s = config.chain.blockhash_valid_blocks * config.chain.slot_s / (1 - config.chain.skip_rate)
+        dispatch = dispatch.model_copy(update={"run_timeout_s": max(dispatch.run_timeout_s, 2 * window_s + 30)})
+    lifecycle = lifecycle_config(settings.retry, latency, settings.routing)
+    slots = dispatch.slots_per_executor()
     executors = [
         # a few calls beyond the slots: ready(), and the dispatcher's next run while one ends
         named(OrderExecutor, executor_name(i), max_concurrency=n + 4).remote(
-            i, router, pools, tokens, connector, lifecycle, seed, n, triggers, ns
+            i, router, pools, tokens, connector, lifecycle, seed, n, triggers, ns, chain
         )
         for i, n in enumerate(slots)
     ]
     launchpad = named(Launchpad, LAUNCHPAD_NAME).remote(
-        connector, tokens, router, executors, settings.latency, settings.faults, seed, ns, detached
+        connector, tokens, router, executors, latency, settings.faults, seed, ns, detached
     )
+    chain_ready = [chain.ready.remote()] if chain is not None else []
     ray.get([*(h.ready.remote() for h in pools.values()), triggers.ready.remote(),
-             *(e.ready.remote() for e in executors)])  # fmt: skip
+             *(e.ready.remote() for e in executors), *chain_ready])  # fmt: skip
     ray.get(launchpad.restore.remote())  # the pools launched in earlier runs, before anything trades
     # Created only now: both start their loops in their constructors (so a restarted one starts by itself).
     runners = [handle for handle, n in zip(executors, slots) for _ in range(n)]  # one per slot
     dispatcher = named(Dispatcher, DISPATCHER_NAME).remote(
-        runners, connector, settings.dispatch, autostart=start_dispatcher
+        runners, connector, dispatch, autostart=start_dispatcher
     )
     if start_dispatcher:
         ray.get(dispatcher.start.remote())  # returns once the loop runs (reused actors: starts it)
@@ -107,7 +124,7 @@ def start_actors(
     if settings.market.enabled:
         market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True, launchpad=pad)
         ray.get(market.start.remote())
-    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers, launchpad)
+    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers, launchpad, chain)
 
 
 def launched_pool_handles(launchpad: Any) -> list[Any]:

@@ -17,7 +17,7 @@ from engine.dispatch import RunnerLost
 from engine.errors import EngineUnavailable
 from engine.plans import Fill, HeldPool, Rejection, RunOutcome, SwapOrder
 from sim.decision import RouteDecision
-from engine.ports import VenueUnavailable
+from engine.ports import ChainUnavailable, VenueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,30 @@ class RayVenues:
 
     async def release(self, pool_id: str, order_id: str, *, timeout: float) -> None:
         await self._call(self._pool(pool_id).release.remote(order_id), timeout)
+
+
+class RayChain:
+    """The chain actor as the lifecycle's ``ChainPort``; a call it does not answer raises ``ChainUnavailable``."""
+
+    def __init__(self, handle: Any, timeout_s: float = 5.0) -> None:
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    async def _call(self, call: Any, timeout: float) -> Any:
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except asyncio.TimeoutError as exc:
+            raise ChainUnavailable(f"no answer in {timeout:.1f}s") from exc
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            raise ChainUnavailable(type(exc).__name__) from exc
+
+    async def prepare(self, pool_ids: tuple[str, ...], *, priority_fee: str | int | None,
+                      max_priority_fee_lamports: int | None, jito_tip_lamports: int) -> Any:  # fmt: skip
+        call = self._handle.prepare.remote(tuple(pool_ids), priority_fee, max_priority_fee_lamports, jito_tip_lamports)
+        return await self._call(call, self._timeout_s)
+
+    async def transact(self, tx: Any, *, timeout: float) -> Any:
+        return await self._call(self._handle.transact.remote(tx), timeout)
 
 
 class RayRunner:

@@ -147,6 +147,19 @@ def parse_chain_config(raw: dict[str, Any], source: str = "chain config") -> Cha
     return validated(ChainConfig, raw, source)
 
 
+def _laid_over(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = _laid_over(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def chain_config_with(path: str | Path, overrides: dict[str, Any]) -> ChainConfig:
+    """The chain file with ``overrides`` laid over it, section by section (engine setting ``chain.overrides``)."""
+    raw = read_yaml_mapping(path, "chain config", "chain, presets, transactions and mev")
+    return parse_chain_config(_laid_over(raw, overrides), source=f"{path} with chain.overrides")
+
+
 __all__ = [
     "DEFAULT_CHAIN_CONFIG",
     "PRESETS",
@@ -155,6 +168,7 @@ __all__ = [
     "CongestionSpec",
     "MevSpec",
     "TransactionSpec",
+    "chain_config_with",
     "load_chain_config",
     "parse_chain_config",
 ]

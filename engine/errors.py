@@ -71,6 +71,10 @@ class MarketOff(EngineUnavailable):
     """The market simulator is not running (``market.enabled`` is off, or the API runs alone)."""
 
 
+class ChainOff(EngineUnavailable):
+    """The engine runs without the simulated chain (zero-latency mode), or the API runs alone."""
+
+
 class TokenExists(Exception):
     """A launch named a token (symbol or mint) that exists already."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,9 +30,12 @@ from sim.tokens import TokenRegistry
 
 from engine.errors import EngineUnavailable, StaleTransition
 from engine.execution import LegExecutor, Timing
+from engine.landing import ChainLanding
 from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json, venues_of
 from engine.records import OrderRecord, iso
-from engine.ports import Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, TriggerArming, Venues
+from engine.ports import (
+    ChainPort, Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, TriggerArming, Venues,
+)  # fmt: skip
 from engine.waiting import waiting_for
 from engine.event_details import building_details, confirmed_details, error_details, routing_details, settle
 
@@ -63,6 +66,7 @@ class LifecyclePorts:
     clock: Clock
     metrics: LifecycleMetrics
     triggers: TriggerArming
+    chain: ChainPort | None = None  # None: the chain is off, a swap lands at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class OrderLifecycle:
         self._tokens = tokens
         self._config = config
         self._legs = LegExecutor(ports.venues, ports.trades, ports.clock, config.timing, rng or random.Random())
+        self._landing = None if ports.chain is None else ChainLanding(ports.chain, ports.trades, ports.clock)
 
     async def run(self, order_id: str, started_at: float | None = None) -> RunOutcome:
         """Drive an order as far as it goes now; nothing is raised but what the store raises."""
@@ -131,6 +136,9 @@ class OrderLifecycle:
             plan = ExecutionPlan.from_json(order.route)
         if run.status == OrderStatus.BUILDING:
             plan = await self._submit(run, plan)
+        if self._landing is not None and plan.tx is not None:
+            landed = await self._landing.land(order.id, plan)
+            return await self._confirm(run, order, plan, landed.fills, landed.details)
         fills = await self._legs.execute(order.id, plan)
         return await self._confirm(run, order, plan, fills)
 
@@ -189,23 +197,33 @@ class OrderLifecycle:
             )
         plan = ExecutionPlan(route, min_out)
         details = building_details(plan, self._tokens[order.token_out], order.slippage_bps)
+        if self._landing is not None:
+            terms = await self._landing.terms(order, plan)
+            plan = replace(plan, tx=terms.to_json())
+            details["transaction"] = terms.details()
         await self._transition(run, OrderStatus.BUILDING, details, route=plan.to_json())
         return plan
 
     async def _submit(self, run: _Run, plan: ExecutionPlan) -> ExecutionPlan:
-        expires_at = self._ports.clock.time() + self._config.timing.tx_expiry_s
+        window = self._config.timing.tx_expiry_s if plan.tx is None else float(plan.tx["expires_in_s"])
+        expires_at = self._ports.clock.time() + window
         plan = plan.submitted(expires_at, run.attempt, run.order_id)
-        details = {"txSignature": plan.signature, "expiresAt": expires_at}
+        details: dict[str, Any] = {"txSignature": plan.signature, "expiresAt": expires_at}
+        if plan.tx is not None:
+            details.update(recentBlockhash=plan.tx["blockhash"], lastValidBlockHeight=plan.tx["last_valid_block_height"])
         await self._transition(
             run, OrderStatus.SUBMITTED, details, route=plan.to_json(), tx_signature=plan.signature
         )
         return plan
 
-    async def _confirm(self, run: _Run, order: OrderRecord, plan: ExecutionPlan, fills: list[Fill]) -> RunOutcome:
+    async def _confirm(self, run: _Run, order: OrderRecord, plan: ExecutionPlan, fills: list[Fill],
+                       landing: dict[str, Any] | None = None) -> RunOutcome:  # fmt: skip
         settlement = settle(plan, fills, self._tokens[order.token_in], self._tokens[order.token_out])
         details = confirmed_details(settlement, self._tokens, order.token_in, order.token_out, plan.dex)
+        details.update(landing or {})
+        stored = {} if not landing else {"route": {**plan.to_json(), "landing": _landing_record(landing)}}
         await self._transition(
-            run, OrderStatus.CONFIRMED, details,
+            run, OrderStatus.CONFIRMED, details, **stored,
             amount_out=settlement.amount_out, executed_price=settlement.price, fee=settlement.fee_in,
             price_impact_bps=settlement.price_impact_bps, dex=plan.dex, tx_signature=settlement.signature,
         )  # fmt: skip
@@ -215,7 +233,8 @@ class OrderLifecycle:
     async def _fail_attempt(self, run: _Run, failure: OrderFailure) -> RunOutcome:
         rejection = failure.rejection
         delay = self._config.retry.delay_before(run.attempt + 1) if rejection.transient else None
-        info = {**error_details(rejection), **failure.details}
+        chain = failure.details.get("chain")
+        info = {**error_details(rejection), **{k: v for k, v in failure.details.items() if k != "chain"}}
         if run.status in (OrderStatus.PENDING, OrderStatus.TRIGGERED):
             # Failed before routing was recorded: record the attempt, so it counts.
             await self._transition(run, OrderStatus.ROUTING, {"error": info})
@@ -225,11 +244,12 @@ class OrderLifecycle:
             await self._ports.triggers.arm(run.order_id)
             return RunOutcome("open")
         if delay is not None:
-            details = {"retry": True, "nextAttempt": run.attempt + 1, "retryInS": delay, "error": info}
+            details = {"retry": True, "nextAttempt": run.attempt + 1, "retryInS": delay, "error": info,
+                       **_landing_of(chain)}  # fmt: skip
             await self._transition(run, OrderStatus.PENDING, details)
             self._ports.metrics.retried(rejection.code)
             return RunOutcome("pending", retry_in=delay)
-        details = {"error": info, "attempts": run.attempt}
+        details = {"error": info, "attempts": run.attempt, **_landing_of(chain)}
         await self._transition(
             run, OrderStatus.FAILED, details, error_code=rejection.code, error_message=rejection.message
         )
@@ -239,6 +259,20 @@ class OrderLifecycle:
     def _finished(self, run: _Run, status: OrderStatus, dex: str) -> None:
         age = self._ports.clock.time() - run.created_at.timestamp()
         self._ports.metrics.finished(status, dex, max(0.0, age))
+
+
+def _landing_record(landing: dict[str, Any]) -> dict[str, Any]:
+    """What the order row keeps of where its transaction landed (the order view shows it)."""
+    keep = ("slot", "blockHeight", "blockTime", "landedAt", "finalizesAt", "fees", "computeUnitsConsumed",
+            "resends", "sandwiched")  # fmt: skip
+    return {key: landing[key] for key in keep if key in landing}
+
+
+def _landing_of(chain: dict[str, Any] | None) -> dict[str, Any]:
+    """A failed attempt's chain side: where it landed and the fees it paid (fees: only when it landed)."""
+    if not chain:
+        return {}
+    return {"chain": chain, **({"fees": chain["fees"], "slot": chain["slot"]} if chain.get("fees") else {})}
 
 
 def _stored_route(order: OrderRecord) -> Route:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from engine.config import build_pools, load_market_config
-from engine.errors import EngineUnavailable, LaunchRefused, MarketOff
+from engine.errors import ChainOff, EngineUnavailable, LaunchRefused, MarketOff
 from engine.lifecycle_figures import ExecutorFigures
 from engine.settings import EngineSettings
 from sim.decision import PoolSummary, RouteDecision, decide_route, pool_summary
@@ -71,6 +71,12 @@ class LocalGateway:
 
     async def shock_pool(self, pool_id: str, move_bps: float) -> dict[str, Any]:
         raise EngineUnavailable("the API runs without an engine: its pools do not move")
+
+    async def chain_info(self) -> dict[str, Any]:
+        raise ChainOff("the API runs without an engine: there is no chain")
+
+    async def set_congestion(self, preset: str) -> dict[str, Any]:
+        raise ChainOff("the API runs without an engine: there is no chain")
 
     async def health(self) -> dict[str, Any]:
         return {"ok": True, "mode": "local"}

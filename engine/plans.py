@@ -59,6 +59,7 @@ class ExecutionPlan:
     min_out: int
     expires_at: float | None = None
     signature: str | None = None
+    tx: dict[str, Any] | None = None  # the chain transaction's terms (engine.chain_tx.TxTerms), with the chain on
 
     @property
     def pool_ids(self) -> tuple[str, ...]:
@@ -79,6 +80,8 @@ class ExecutionPlan:
             data["expires_at"] = self.expires_at
         if self.signature is not None:
             data["signature"] = self.signature
+        if self.tx is not None:
+            data["tx"] = self.tx
         return data
 
     @classmethod
@@ -88,6 +91,7 @@ class ExecutionPlan:
             min_out=int(data["min_out"]),
             expires_at=data.get("expires_at"),
             signature=data.get("signature"),
+            tx=data.get("tx"),
         )
 
 
@@ -103,6 +107,8 @@ class SwapOrder:
     expires_at: float
     signature: str | None = None
     held: bool = False  # part of an atomic route: the caller holds the pool
+    holder: str | None = None  # who holds the pool, when not the order itself (the chain, for a block)
+    chain: dict[str, Any] | None = None  # where it landed (slot, fees...), recorded with the fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,7 @@ class Fill:
     price_impact_bps: float | None
     tx_signature: str
     existing: bool = False
+    chain: dict[str, Any] | None = None  # where its transaction landed, when the chain executed it
 
     @classmethod
     def from_trade(cls, record: TradeRecord, *, existing: bool) -> Fill:
@@ -137,6 +144,7 @@ class Fill:
             tx_signature=details.get("txSignature")
             or transaction_signature(record.order_id or "", record.pool_id, record.leg),
             existing=existing,
+            chain=details.get("chain"),
         )
 
 

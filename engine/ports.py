@@ -103,6 +103,25 @@ class Venues(Protocol):
     async def release(self, pool_id: str, order_id: str, *, timeout: float) -> None: ...
 
 
+class ChainUnavailable(Exception):
+    """The chain did not answer (dead, restarting or stuck): whether a transaction landed is unknown."""
+
+
+class ChainPort(Protocol):
+    """The simulated chain as the executor sees it: an RPC node. Both calls raise :class:`ChainUnavailable`."""
+
+    async def prepare(self, pool_ids: tuple[str, ...], *, priority_fee: str | int | None,
+                      max_priority_fee_lamports: int | None, jito_tip_lamports: int) -> Any:
+        """``engine.chain_tx.TxTerms``: a recent blockhash, the CU limit of these pools' swap, the CU price
+        of the fee asked (a level from recent fees, or micro-lamports per CU; None: the default)."""
+        ...
+
+    async def transact(self, tx: Any, *, timeout: float) -> Any:
+        """Send ``tx`` (a ``sim.chain.Transaction``; again: no change) and wait until it lands or expires:
+        ``engine.chain_tx.Landing``. A transaction the chain finished already answers its outcome."""
+        ...
+
+
 class TriggerArming(Protocol):
     """The trigger book as the lifecycle sees it: an order just committed ``open`` is to be armed.
 
@@ -266,6 +285,14 @@ class EngineGateway(Protocol):
 
     async def launch(self, request: dict[str, Any]) -> dict[str, Any]:
         """Open a new token's first pool now: ``{token, poolId, dex}``; raises ``engine.errors.LaunchRefused``."""
+        ...
+
+    async def chain_info(self) -> dict[str, Any]:
+        """The chain now (slot, height, congestion, recent fees, counts); ``engine.errors.ChainOff`` when off."""
+        ...
+
+    async def set_congestion(self, preset: str) -> dict[str, Any]:
+        """Switch the chain's congestion preset now; its info after. ``ChainOff`` when off."""
         ...
 
     async def close(self) -> None: ...

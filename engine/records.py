@@ -54,6 +54,8 @@ class NewOrder:
     trigger: dict[str, Any] | None = None  # what a waiting order waits for (engine.waiting)
     expires_at: datetime | None = None  # when it stops waiting
     owner: str | None = None  # the API key's name that placed it; None: authentication was off
+    # Its chain transaction's options: priorityFee, maxPriorityFeeLamports, jitoTipLamports (None: defaults).
+    tx_options: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.type not in ORDER_TYPES:
@@ -139,6 +141,7 @@ class OrderRecord:
     trigger: dict[str, Any] | None = None
     expires_at: datetime | None = None
     owner: str | None = None
+    tx_options: dict[str, Any] | None = None
 
     @property
     def is_final(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import (
@@ -27,6 +27,7 @@ from sim.decision import RoutingPolicy
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENGINE_CONFIG = ROOT / "configs" / "engine.yaml"
 DEFAULT_MARKET_CONFIG = ROOT / "configs" / "market.yaml"
+DEFAULT_CHAIN_CONFIG = ROOT / "configs" / "chain.yaml"
 _POLICY = RoutingPolicy()  # the routing defaults live in the domain
 
 
@@ -103,6 +104,16 @@ class DispatchSettings(BaseModel):
     # compare-and-set and fills happen once. The longest healthy run is the router's
     # deadline plus a submitted swap's expiry (~26 s by default): twice that.
     run_timeout_s: float = Field(60.0, gt=0, description="the longest one run may hold an executor slot")
+
+
+class ChainSettings(BaseModel):
+    """The simulated chain (slots, blockhashes, fees, MEV: ``config``, the chain file)."""
+
+    # "auto": on, unless the simulated latencies are zero (benchmarks and fast tests: a swap lands at once).
+    enabled: Literal["auto", "on", "off"] = "auto"
+    config: Path = DEFAULT_CHAIN_CONFIG
+    # Laid over the chain file section by section, e.g. {"chain": {"slot_s": 0.05}} for fast tests.
+    overrides: dict[str, Any] = Field(default_factory=dict)
 
 
 class MarketSettings(BaseModel):
@@ -196,18 +207,27 @@ class EngineSettings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     faults: FaultSettings = FaultSettings()
     market: MarketSettings = MarketSettings()
+    chain: ChainSettings = ChainSettings()
     api: ApiSettings = ApiSettings()
     ray: RaySettings = RaySettings()
 
+    @property
+    def chain_on(self) -> bool:
+        """Whether orders land through the simulated chain (else at once, after the execution latency)."""
+        if self.chain.enabled == "auto":
+            return self.latency.execution_max_s > 0
+        return self.chain.enabled == "on"
+
     def with_profile(self, profile: str) -> EngineSettings:
         """``default``: as configured. ``benchmark``: the way the ceiling is measured: every simulated
-        latency 0, the engine's rate limit and the per-client API limits off, everything else as is."""
+        latency 0 and the chain off, the engine's rate limit and the per-client API limits off, everything else as is."""
         if profile == "default":
             return self
         if profile != "benchmark":
             raise ValueError(f"unknown profile {profile!r}: default or benchmark")
         return self.model_copy(update={
             "latency": LatencySettings.zero(),
+            "chain": self.chain.model_copy(update={"enabled": "off"}),
             "dispatch": self.dispatch.model_copy(update={"rate_limit_per_minute": 0}),
             "api": self.api.model_copy(update={"order_limit_per_minute": 0, "read_limit_per_minute": 0,
                                                "ws_max_per_client": 0}),

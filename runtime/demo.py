@@ -22,10 +22,20 @@ FINAL = ("confirmed", "failed", "cancelled", "expired")
 DEMO_ORDERS: list[dict[str, Any]] = [
     {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1.5", "slippageBps": 100},
     {"type": "market", "tokenIn": "USDC", "tokenOut": "SOL", "amountIn": "250", "slippageBps": 50},
-    {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "20", "slippageBps": 100},
+    {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "20", "slippageBps": 100, "priorityFee": "high"},
     {"type": "market", "tokenIn": "BONK", "tokenOut": "USDC", "amountIn": "5000000", "slippageBps": 150},
-    {"type": "market", "tokenIn": "JUP", "tokenOut": "USDC", "amountIn": "300", "slippageBps": 100},
+    {"type": "market", "tokenIn": "JUP", "tokenOut": "USDC", "amountIn": "300", "slippageBps": 100,
+     "jitoTipLamports": 10_000},
 ]
+
+
+def _landing(details: dict[str, Any]) -> str:
+    """Where a transaction landed, what it paid and how often it was sent (with the chain on)."""
+    if "slot" not in details:
+        return ""
+    fees = details.get("fees") or {}
+    text = f" slot {details['slot']} fees {fees.get('totalSol')} SOL re-sends {details.get('resends', 0)}"
+    return text + (" SANDWICHED" if details.get("sandwiched") else "")
 
 
 def _line(tag: str, event: dict[str, Any]) -> str:
@@ -41,8 +51,13 @@ def _line(tag: str, event: dict[str, Any]) -> str:
         text += f" quotes[{quotes}] -> {chosen.get('dex')} ({details.get('reason')})"
     elif status == "building":
         text += f" expected {details.get('expectedOut')} min {details.get('minOut')}"
+        if tx := details.get("transaction"):
+            text += f" fee {tx['priorityFee']} = {tx['computeUnitPrice']} µlamports/CU" + (
+                f", tip {tx['jitoTipLamports']}" if tx.get("protected") else "")
     elif status == "submitted":
         text += f" tx {str(details.get('txSignature'))[:16]}..."
+        if "lastValidBlockHeight" in details:
+            text += f" valid to height {details['lastValidBlockHeight']}"
     elif status == "open":
         text += f" waiting for {details.get('waitingFor')}"
     elif status == "triggered":
@@ -51,12 +66,13 @@ def _line(tag: str, event: dict[str, Any]) -> str:
         text += (
             f" out {details.get('amountOut')} @ {details.get('executedPrice')}"
             f" on {details.get('dex')} impact {details.get('priceImpactBps')} bps"
-        )
+        ) + _landing(details)
     elif status in ("failed", "pending") and details.get("error"):
         err = details["error"]
         text += f" {err.get('code')}: {err.get('message')}"
         if details.get("retry"):
             text += f" (retry in {details.get('retryInS')}s)"
+        text += _landing(details)
     return text
 
 
@@ -134,7 +150,7 @@ async def run_demo_client(base: str, count: int = 5, *, waiting: bool = True, wa
         o, d = r["order"], r.get("details") or {}
         outcome = r["status"]
         if outcome == "confirmed":
-            outcome += f": {d.get('amountOut')} {o['tokenOut']} via {d.get('dex')}"
+            outcome += f": {d.get('amountOut')} {o['tokenOut']} via {d.get('dex')}" + _landing(d)
         elif d.get("error"):
             outcome += f": {d['error'].get('code')}"
         kind = o.get("type", "market")

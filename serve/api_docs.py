@@ -44,6 +44,7 @@ WebSockets (a socket over the cap is closed with 4429
 TAGS = [
     {"name": "orders", "description": "Submit orders and follow them."},
     {"name": "market", "description": "Pools and route previews."},
+    {"name": "chain", "description": "The simulated chain: slot, congestion, recent fees."},
     {"name": "operations", "description": "Queue metrics and health."},
 ]
 

@@ -21,7 +21,7 @@ from serve.api_docs import API_DESCRIPTION, COMMON_RESPONSES, TAGS
 from serve.errors import install_error_handlers
 from serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimitMiddleware, ClientLimits
 from serve.metrics import ApiMetrics, MetricsMiddleware
-from serve.routers import console, market, operations, orders, simulation, streams
+from serve.routers import chain, console, market, operations, orders, simulation, streams
 from serve.services import ServicesFactory
 
 
@@ -78,7 +78,7 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Orders first: its literal /api/orders/execute must match before /api/orders/{orderId}.
-    for router in (orders.router, streams.router, market.router, operations.router, simulation.router,
+    for router in (orders.router, streams.router, market.router, chain.router, operations.router, simulation.router,
                    console.router):
         app.include_router(router)
     return app

@@ -65,6 +65,19 @@ Expiry = Annotated[
     WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]}),
 ]
 
+PriorityFee = Annotated[
+    NumberOrText,
+    PlainValidator(_number_or_text('must be "auto", "low", "medium", "high", "veryHigh" or micro-lamports per CU')),
+    WithJsonSchema({"anyOf": [{"type": "string", "enum": ["auto", "low", "medium", "high", "veryHigh"]},
+                              {"type": "integer", "minimum": 0}]}),
+]
+
+Lamports = Annotated[
+    NumberOrText,
+    PlainValidator(_number_or_text("must be a whole number of lamports")),
+    WithJsonSchema({"type": "integer", "minimum": 0}),
+]
+
 SlippageFraction = Annotated[
     NumberOrText,
     PlainValidator(_number_or_text("must be a fraction such as 0.01 (1 %)")),
@@ -112,6 +125,11 @@ EXECUTE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "Sniper: buy MEOW with 5 SOL as soon as its first pool opens with at least 100 SOL of liquidity",
         "value": {"type": "sniper", "tokenIn": "SOL", "tokenOut": "MEOW", "amountIn": "5", "minLiquidity": "100",
                   "maxPriceImpactBps": 800},
+    },
+    "priority": {
+        "summary": "Market order with a high priority fee, capped at 0.001 SOL, sent as a protected Jito bundle",
+        "value": {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "1", "slippageBps": 100,
+                  "priorityFee": "high", "maxPriorityFeeLamports": 1000000, "jitoTipLamports": 10000},
     },
     "two_hop": {
         "summary": "BONK to USDC (routed through SOL when that pays more)",
@@ -197,4 +215,22 @@ class ExecuteOrderRequest(CamelModel):
         description="Orders that wait: when they stop waiting, as ISO 8601 (`2030-01-01T00:00:00Z`) or unix "
         "milliseconds. Default 24 h from now, at most 30 days.",
         examples=["2030-01-01T00:00:00Z"],
+    )
+    priority_fee: PriorityFee | None = Field(
+        None,
+        description="The transaction's priority fee: `auto` (default: the median of recently landed fees), "
+        "`low` (p25), `medium` (p50), `high` (p75), `veryHigh` (p95), or a compute-unit price in micro-lamports "
+        "per CU. Ignored when the chain is off (zero-latency mode).",
+        examples=["high"],
+    )
+    max_priority_fee_lamports: Lamports | None = Field(
+        None,
+        description="The most the priority fee may cost, in lamports (default 5,000,000 = 0.005 SOL).",
+        examples=[1_000_000],
+    )
+    jito_tip_lamports: Lamports | None = Field(
+        None,
+        description="More than 0 (at least 1,000): sent as a protected Jito bundle with this tip, which lands at "
+        "the top of a block or not at all and cannot be sandwiched; the tip is paid only when it lands.",
+        examples=[10_000],
     )

@@ -89,6 +89,16 @@ class OrderView(CamelModel):
     fee_token: str | None = Field(None, description="The token `fee` is counted in: tokenIn.")
     price_impact_bps: float | None = None
     tx_signature: str | None = None
+    transaction: dict[str, Any] | None = Field(
+        None, description="With the chain on: the options sent (priorityFee, maxPriorityFeeLamports, "
+        "jitoTipLamports) and, once built, the terms signed (computeUnitLimit, computeUnitPrice, recentBlockhash, "
+        "lastValidBlockHeight, protected).",
+    )
+    landing: dict[str, Any] | None = Field(
+        None, description="With the chain on, once confirmed: slot, blockHeight, blockTime, landedAt, fees "
+        "{baseLamports, priorityLamports, tipLamports, totalSol}, computeUnitsConsumed, resends, sandwiched; "
+        "commitment `confirmed`, then `finalized` with finalizedAt once 32 more blocks are on top.",
+    )
     error: OrderError | None = None
     idempotency_key: str | None = None
     waiting_for: dict[str, Any] | None = Field(

@@ -19,6 +19,7 @@ from typing import Any
 from serve.amounts import human
 from serve.errors import ApiError
 from serve.requests import ExecuteOrderRequest, NumberOrText
+from serve.tx_options import tx_options
 from engine.waiting import DEFAULT_TRIGGERED_SLIPPAGE_BPS
 from serve.waiting_terms import (
     WAITING_TYPES,
@@ -47,6 +48,7 @@ class ValidOrder:
     amount_in_decimal: str
     slippage_bps: int
     waiting: WaitingTerms | None = None
+    tx_options: dict[str, Any] | None = None  # priorityFee, maxPriorityFeeLamports, jitoTipLamports as sent
 
     def request_hash(self) -> str:
         """Same meaning, same hash: "1.5" and 1.5, amount and amountIn, SOL and its mint."""
@@ -54,6 +56,8 @@ class ValidOrder:
         parts: list[Any] = [self.type, self.token_in.mint, out, self.amount_in, self.slippage_bps]
         if self.waiting is not None:
             parts += list(self.waiting.asked)  # the expiry as sent: a defaulted one moves with the clock
+        if self.tx_options is not None:
+            parts.append(sorted(self.tx_options.items()))
         canonical = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -71,6 +75,7 @@ class ValidOrder:
             slippage_bps=self.slippage_bps,
             trigger=None if self.waiting is None else self.waiting.trigger,
             expires_at=None if self.waiting is None else self.waiting.expires_at,
+            tx_options=self.tx_options,
         )
 
 
@@ -310,9 +315,10 @@ def validate_order(
                                 now=datetime.now(UTC))  # fmt: skip
     elif order_type == "market":
         refuse_market_extras(req, problems)
+    options = tx_options(req, problems)
     problems.raise_if_any()
     assert token_in is not None and token_out is not None and parsed is not None and slippage is not None
-    return ValidOrder(order_type, token_in, token_out, parsed[0], parsed[1], slippage, waiting)
+    return ValidOrder(order_type, token_in, token_out, parsed[0], parsed[1], slippage, waiting, options)
 
 
 def validate_quote(

@@ -44,7 +44,7 @@ _ORDER_COLUMNS = sql.SQL(
     "id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, slippage_bps, "
     "status, seq, attempts, dex, pool_id, route, amount_out, executed_price, fee, price_impact_bps, "
     "tx_signature, error_code, error_message, idempotency_key, request_hash, client_id, created_at, updated_at, "
-    "trigger, expires_at, owner"
+    "trigger, expires_at, owner, tx_options"
 )
 _ACTIVE = sorted(str(s) for s in ACTIVE_STATUSES)
 
@@ -81,6 +81,7 @@ def _order_from_row(row: Mapping[str, Any]) -> OrderRecord:
         trigger=row["trigger"],
         expires_at=None if row["expires_at"] is None else utc(row["expires_at"]),
         owner=row["owner"],
+        tx_options=row["tx_options"],
     )
 
 
@@ -216,14 +217,15 @@ class OrderStore:
         first_details = dict(details) if details is not None else {"queued": True}
         insert = sql.SQL(
             "INSERT INTO orders (id, type, token_in, token_out, mint_in, mint_out, amount_in, amount_in_decimal, "
-            "slippage_bps, status, seq, attempts, idempotency_key, request_hash, client_id, trigger, expires_at, owner) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 1, 1, %s, %s, %s, %s, %s, %s) "
+            "slippage_bps, status, seq, attempts, idempotency_key, request_hash, client_id, trigger, expires_at, owner, "
+            "tx_options) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 1, 1, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT ((coalesce(owner, '')), idempotency_key) DO NOTHING RETURNING {}"
         ).format(_ORDER_COLUMNS)
         params = (
             order_id, new.type, new.token_in, new.token_out, new.mint_in, new.mint_out, new.amount_in,
             new.amount_in_decimal, new.slippage_bps, idempotency_key, request_hash, client_id,
             None if new.trigger is None else jsonb(new.trigger), new.expires_at, new.owner,
+            None if new.tx_options is None else jsonb(new.tx_options),
         )  # fmt: skip
         async with (
             self._pool.connection() as conn,

@@ -23,8 +23,8 @@ from engine.records import TradeRecord, utc
 from engine.records import parse_uuid
 from storage._codec import jsonb
 
-TradeKind = Literal["order", "arbitrage", "noise", "shock"]
-TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise", "shock"})
+TradeKind = Literal["order", "arbitrage", "noise", "shock", "mev"]
+TRADE_KINDS: frozenset[str] = frozenset({"order", "arbitrage", "noise", "shock", "mev"})  # mev: a sandwich's legs
 
 
 _TRADE_COLUMNS = sql.SQL(

@@ -72,6 +72,7 @@ def chaos_settings(root: Path, seed: int) -> EngineSettings:
         retry={"max_retries": 3, "base_delay_s": 0.5, "factor": 2.0},
         dispatch={"rate_limit_per_minute": 0, "sweep_interval_s": 2.0},
         market={"enabled": True, "tick_s": 0.5},
+        chain={"enabled": "off"},  # its executions are the seed's sleeps; the chain actor's kills are not drawn yet
         api={"port": free_port()},
         ray={"namespace": f"chaos-{uuid.uuid4().hex[:8]}", "dashboard": False, "object_store_mb": 256,
              "metrics_export_port": 0},  # Ray picks: never a fixed port another engine holds

@@ -17,6 +17,7 @@ from serve.responses import (
     StatusEventView,
 )
 from engine.waiting import waiting_for
+from serve.presenters.chain import landing_view, transaction_view
 from sim.tokens import TokenRegistry, format_decimal
 
 
@@ -92,6 +93,8 @@ def order_view(record: Any, tokens: TokenRegistry) -> OrderView:
             "feeToken": None if record.fee is None else record.token_in,
             "priceImpactBps": record.price_impact_bps,
             "txSignature": record.tx_signature,
+            "transaction": transaction_view(getattr(record, "tx_options", None), record.route),
+            "landing": landing_view(record.route),
             "error": error,
             "idempotencyKey": record.idempotency_key,
             "waitingFor": waiting_for(record, tokens) if record.trigger is not None else None,

@@ -1,6 +1,6 @@
 """Simulation controls: move the market on purpose (to trip stops and limits in tests, demos and load runs).
 
-``POST /api/sim/shock`` and ``POST /api/sim/launch``. ``api.sim_controls``: ``auto`` (on while
+``POST /api/sim/shock``, ``POST /api/sim/launch`` and ``POST /api/sim/congestion``. ``api.sim_controls``: ``auto`` (on while
 the API listens on loopback only, off on any other address), ``on`` or ``off``; off, they answer 404.
 """
 
@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from serve.camel import CamelModel
 from serve.auth import FORBIDDEN_EXAMPLE, UNAUTHORIZED_EXAMPLE, require_admin
 from serve.dependencies import ServicesDep, limit_orders
-from engine.errors import LaunchRefused, MarketOff
+from engine.errors import ChainOff, LaunchRefused, MarketOff
 from serve.errors import ApiError, error_example
 from sim.tokens import Token, UnknownToken
 
@@ -66,6 +66,12 @@ class LaunchRequest(CamelModel):
         description="The pool's whole value, in pairWith units.", examples=["200"])
     price: Annotated[Decimal, Field(gt=0, le=Decimal("1e12"))] = Field(
         description="pairWith per one new token.", examples=["0.0001"])
+
+
+class CongestionRequest(CamelModel):
+    preset: Literal["calm", "busy", "congested"] = Field(
+        description="calm: most orders land in 1-2 slots; busy: blocks often full; congested: like April 2024, "
+        "half the sends lost and hot pools bid up.", examples=["congested"])
 
 
 class LaunchResponse(CamelModel):
@@ -149,3 +155,23 @@ async def launch(body: LaunchRequest, services: ServicesDep) -> LaunchResponse:
     token = opened["token"]
     services.tokens.add(Token(token["symbol"], token["mint"], token["decimals"]))
     return LaunchResponse(token=token, pool_id=opened["poolId"], dex=opened["dex"])
+
+
+@router.post(
+    "/api/sim/congestion",
+    summary="Switch the chain's congestion",
+    description="Switches the other traffic bidding for block space to a preset now (`calm`, `busy`, `congested`; "
+    "configs/chain.yaml). Answers with the chain as `GET /api/chain` shows it.",
+    responses={
+        **_EVERY_CONTROL,
+        404: error_example(404, "NOT_FOUND", "simulation controls are off on this engine (api.sim_controls)"),
+        409: error_example(409, "CHAIN_OFF", "the engine runs without the chain (zero-latency mode)"),
+    },
+)
+async def congestion(body: CongestionRequest, services: ServicesDep) -> dict[str, Any]:
+    _controls_on(services)
+    try:
+        info = await services.engine.set_congestion(body.preset)
+    except ChainOff as exc:
+        raise ApiError(409, "CHAIN_OFF", str(exc)) from None
+    return {"enabled": True, **info}

@@ -49,6 +49,8 @@ def base_settings(database_url: str, redis_url: str, **overrides: Any) -> Engine
         # metrics_export_port 0: should anything start a Ray from these, never a fixed port (two sessions run at once)
         ray={"namespace": f"test-{uuid.uuid4().hex[:8]}", "dashboard": False, "metrics_export_port": 0},
         retry={"max_retries": 3, "base_delay_s": 0.05, "factor": 2.0},
+        # A swap lands at once, whatever latency a test sets; the chain's own modules turn it on.
+        chain={"enabled": "off"},
     )
     values = merged(values, overrides)
     return EngineSettings(**values)
@@ -77,6 +79,7 @@ async def submit(
     orders: list[tuple[str, str, str]],
     slippage_bps: int = 100,
     tokens: TokenRegistry = TOKENS,
+    tx_options: dict[str, Any] | None = None,
 ) -> list[str]:
     """Accept orders the way the API does: stored, published, then queued."""
     import redis.asyncio as aioredis
@@ -100,6 +103,7 @@ async def submit(
                     amount_in=to_base_units(Decimal(amount), t_in),
                     amount_in_decimal=amount,
                     slippage_bps=slippage_bps,
+                    tx_options=tx_options,
                 ),
                 client_id="tests",
             )  # fmt: skip

@@ -152,7 +152,9 @@ def _is_control(request: dict[str, Any]) -> bool:
 @pytest.mark.parametrize(("folder", "item"), [r for r in REQUESTS if _is_control(r[1]["request"])],
                          ids=[i for i, r in zip(IDS, REQUESTS, strict=True) if _is_control(r[1]["request"])])  # fmt: skip
 def test_simulation_control_examples_are_valid_requests(folder: str, item: dict[str, Any]) -> None:
-    from serve.routers.simulation import LaunchRequest, ShockRequest
+    from serve.routers.simulation import CongestionRequest, LaunchRequest, ShockRequest
 
-    model = {"shock": ShockRequest, "launch": LaunchRequest}[item["request"]["url"]["path"][-1]]
+    model = {"shock": ShockRequest, "launch": LaunchRequest, "congestion": CongestionRequest}[
+        item["request"]["url"]["path"][-1]
+    ]
     model.model_validate(json.loads(item["request"]["body"]["raw"]))
