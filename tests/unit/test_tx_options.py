@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from serve.errors import ApiError
 from serve.presenters.chain import chain_view, landing_view, transaction_view
 from serve.requests import ExecuteOrderRequest
-from serve.validation import validate_order
-from sim.tokens import TokenRegistry
+from tests.unit.order_terms import SOL_USDC, refused, valid
 
-TOKENS = TokenRegistry()
-SOL_USDC = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2"}
-
-
-def valid(**body: object):
-    return validate_order(ExecuteOrderRequest.model_validate({**SOL_USDC, **body}), TOKENS)
-
-
-def refused(**body: object) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        valid(**body)
-    assert caught.value.status_code == 422
-    return caught.value
 
 
 @pytest.mark.parametrize(("sent", "stored"), [("auto", "auto"), ("veryhigh", "veryHigh"), ("HIGH", "high"),

@@ -7,24 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from serve.errors import ApiError
-from serve.requests import ExecuteOrderRequest
-from serve.validation import validate_order
-from sim.tokens import TokenRegistry
+from tests.unit.order_terms import refused, valid
 
-TOKENS = TokenRegistry()
-SOL_USDC = {"tokenIn": "SOL", "tokenOut": "USDC", "amountIn": "2"}
-
-
-def valid(**body: object):
-    return validate_order(ExecuteOrderRequest.model_validate({**SOL_USDC, **body}), TOKENS)
-
-
-def refused(**body: object) -> ApiError:
-    with pytest.raises(ApiError) as caught:
-        valid(**body)
-    assert caught.value.status_code == 422
-    return caught.value
 
 
 def test_a_limit_becomes_one_exact_minimum_out_rounded_up_and_takes_no_slippage():
