@@ -25,7 +25,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+
+from localservers.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,12 +94,6 @@ def spawn_engine(env: dict[str, str], out: IO[bytes] | int) -> subprocess.Popen[
         stdin=subprocess.DEVNULL,
         start_new_session=True,  # our Ctrl-C reaches it only through stop()
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:

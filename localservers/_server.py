@@ -11,12 +11,13 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from localservers.ports import free_port
 
 log = logging.getLogger("localservers")
 
@@ -73,17 +74,6 @@ def write_private(path: Path, text: str, owner: Owner | None = None) -> None:
     if owner is not None:
         os.chown(tmp, *owner)
     os.replace(tmp, path)
-
-
-def _free_port(preferred: int | None = None) -> int:
-    """``preferred`` if it is free, else a port the kernel picks."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, preferred or 0))
-        except OSError:
-            sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -224,17 +214,17 @@ class LocalServer:
 
     def _launch_on_a_free_port(self) -> int:
         previous = self._state().get("port")  # so that URLs stay the same across restarts
-        port = _free_port(previous if isinstance(previous, int) else None)
+        port = free_port(previous if isinstance(previous, int) else None)
         for attempt in (1, 2, 3):
             try:
                 self._launch(port)
                 break
             except LocalServerError:
                 # someone may have taken the port between our probe and the server's bind
-                if attempt == 3 or _free_port(port) == port:
+                if attempt == 3 or free_port(port) == port:
                     raise
                 log.warning("%s: port %s was taken; trying another", self.kind, port)
-                port = _free_port()
+                port = free_port()
         self._save_state(port=port)
         return port
 

@@ -18,7 +18,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.errors import ChainOff
 from engine.lifecycle_figures import ExecutorFigures
+from serve.chain_metrics import ChainCollector
 from serve.executor_metrics import ExecutorCollector
 from sim.orders import OrderStatus
 
@@ -81,15 +83,19 @@ async def engine_figures(services: Any) -> bytes:
     """The engine's figures now, as Prometheus text: orders by status (and DEX), the queue, the oldest order
     the engine must run, the dispatcher, the trigger book, every pool's price and reserves, and every
     executor's slots and lifecycle histograms. A part of the engine that does not answer leaves its
-    figures out and ``dex_engine_up`` at 0; the rest still counts."""
+    figures out and ``dex_engine_up`` at 0; the rest still counts. With the chain on, its slot, load,
+    recent fees and transaction counts too (``serve.chain_metrics``)."""
     registry = CollectorRegistry()
     engine_up = Gauge("dex_engine_up", "1 when every part of the engine answered this scrape (dispatcher, trigger "
                       "book, pools, every executor: see dex_executor_up)", registry=registry)  # fmt: skip
-    _, parts_up, executors = await asyncio.gather(
-        _store_figures(services, registry), _engine_parts(services, registry), _executor_figures(services)
+    _, parts_up, executors, (chain_up, chain) = await asyncio.gather(
+        _store_figures(services, registry), _engine_parts(services, registry), _executor_figures(services),
+        _chain_info(services),
     )
     registry.register(ExecutorCollector(executors or []))
-    engine_up.set(1 if parts_up and executors is not None and all(e.answered for e in executors) else 0)
+    registry.register(ChainCollector(chain))
+    answered = parts_up and chain_up and executors is not None and all(e.answered for e in executors)
+    engine_up.set(1 if answered else 0)
     return generate_latest(registry)
 
 
@@ -151,6 +157,17 @@ async def _engine_parts(services: Any, registry: CollectorRegistry) -> bool:
         for token, units in pool.reserves.items():
             reserve.labels(pool.pool_id, token).set(units)
     return True
+
+
+async def _chain_info(services: Any) -> tuple[bool, dict[str, Any] | None]:
+    """(answered, the chain's info); the chain off answers (True, None)."""
+    try:
+        return True, await services.engine.chain_info()
+    except ChainOff:
+        return True, None
+    except Exception:  # noqa: BLE001 — the chain away: its figures are left out
+        log.debug("the chain did not answer a scrape", exc_info=True)
+        return False, None
 
 
 async def _executor_figures(services: Any) -> list[ExecutorFigures] | None:

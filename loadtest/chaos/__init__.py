@@ -12,7 +12,10 @@ their WebSockets, and meanwhile injects a seeded, shuffled mix of faults:
 * Redis restarted, and Redis down for a few seconds;
 * PostgreSQL down for a few seconds;
 * the Serve replica killed (Serve starts another; WebSocket clients reconnect);
-* the whole engine killed outright and started again.
+* the whole engine killed outright and started again;
+* with ``--chain`` (orders land through the simulated chain): the chain actor
+  killed (its pending transactions gone, as from a restarted RPC node), and
+  its congestion switched among calm, busy and congested.
 
 When the load ends it waits until every accepted order is final, stops the
 market, and checks the books with the audit of ``dexengine audit`` (no double

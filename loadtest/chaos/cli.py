@@ -16,7 +16,7 @@ from pathlib import Path
 import loadtest.chaos
 from loadtest.chaos.books import check_books
 from loadtest.chaos.engine import ChaosEngine, isolate_ray, start_engine, stop_engine
-from loadtest.chaos.faults import FAULTS, Injector
+from loadtest.chaos.faults import CHAIN_FAULTS, FAULTS, Injector
 from loadtest.chaos.load import drive_load
 from loadtest.chaos.summary import report
 from loadtest.chaos.tally import Tally
@@ -36,15 +36,19 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--watch-every", type=int, default=4, help="follow every Nth order on its WebSocket")
     parser.add_argument("--drain", type=float, default=180.0, help="seconds to wait for accepted orders to end")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"which faults, comma-separated (default: all: {','.join(FAULTS)})")
+    parser.add_argument("--chain", action="store_true", help="orders land through the simulated chain (400 ms slots); "
+                        f"adds the faults {' and '.join(CHAIN_FAULTS)}")  # fmt: skip
+    parser.add_argument("--faults", help=f"which faults, comma-separated (default: all: {','.join(FAULTS)}, and with "
+                        f"--chain {','.join(CHAIN_FAULTS)})")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the data dir (PostgreSQL, Redis, Ray logs)")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0 or args.clients <= 0 or args.fault_every <= 0:
         parser.error("--duration, --rate, --clients and --fault-every must be positive")
-    kinds = [k.strip() for k in args.faults.split(",") if k.strip()]
-    if not kinds or set(kinds) - set(FAULTS):
-        parser.error(f"--faults: choose among {', '.join(FAULTS)}")
+    known = FAULTS + CHAIN_FAULTS if args.chain else FAULTS
+    kinds = [k.strip() for k in (args.faults or ",".join(known)).split(",") if k.strip()]
+    if not kinds or set(kinds) - set(known):
+        parser.error(f"--faults: choose among {', '.join(known)}" + ("" if args.chain else " (the chain's need --chain)"))
     return args, kinds
 
 
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"chaos: starting an engine of its own in {root} ...", flush=True)
         try:
-            engine = start_engine(root, args.seed)
+            engine = start_engine(root, args.seed, chain=args.chain)
         except Exception as exc:  # noqa: BLE001
             print(f"chaos: the engine did not start: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2

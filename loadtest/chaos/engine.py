@@ -62,8 +62,9 @@ def isolate_ray() -> Path:
     return Path(os.environ["RAY_TMPDIR"])
 
 
-def chaos_settings(root: Path, seed: int) -> EngineSettings:
-    """The seed's shape ten times faster, no rate limit, the market moving fast."""
+def chaos_settings(root: Path, seed: int, *, chain: bool = False) -> EngineSettings:
+    """The seed's shape ten times faster, no rate limit, the market moving fast; ``chain``: orders land
+    through the simulated chain (its default 400 ms slots and the calm preset) instead of the seed's sleeps."""
     from engine.settings import EngineSettings
 
     return EngineSettings(
@@ -72,7 +73,7 @@ def chaos_settings(root: Path, seed: int) -> EngineSettings:
         retry={"max_retries": 3, "base_delay_s": 0.5, "factor": 2.0},
         dispatch={"rate_limit_per_minute": 0, "sweep_interval_s": 2.0},
         market={"enabled": True, "tick_s": 0.5},
-        chain={"enabled": "off"},  # its executions are the seed's sleeps; the chain actor's kills are not drawn yet
+        chain={"enabled": "on" if chain else "off"},
         api={"port": free_port()},
         ray={"namespace": f"chaos-{uuid.uuid4().hex[:8]}", "dashboard": False, "object_store_mb": 256,
              "metrics_export_port": 0},  # Ray picks: never a fixed port another engine holds
@@ -80,7 +81,7 @@ def chaos_settings(root: Path, seed: int) -> EngineSettings:
     )
 
 
-def start_engine(root: Path, seed: int) -> ChaosEngine:
+def start_engine(root: Path, seed: int, *, chain: bool = False) -> ChaosEngine:
     """The engine from the composition root (servers -> schema -> Ray -> actors -> Serve), healthy.
 
     On failure whatever was started is stopped again before the error goes on.
@@ -89,7 +90,7 @@ def start_engine(root: Path, seed: int) -> ChaosEngine:
 
     stack = contextlib.ExitStack()
     try:
-        running = stack.enter_context(running_engine(chaos_settings(root, seed), dashboard=False, durable=False))
+        running = stack.enter_context(running_engine(chaos_settings(root, seed, chain=chain), dashboard=False, durable=False))
         engine = ChaosEngine(running, stack)
         _wait_healthy(engine.base_url, HEALTHY_WITHIN_S)
     except BaseException:

@@ -13,6 +13,8 @@ FAULTS = [
     "executors", "pool", "router", "dispatcher", "market", "redis_restart", "redis_down",
     "postgres_down", "serve_replica", "engine_restart",
 ]  # fmt: skip
+CHAIN_FAULTS = ["chain", "congestion"]  # only with the chain on (``--chain``)
+CONGESTION_PRESETS = ("calm", "busy", "congested")
 ACTOR_NAMES_RELEASED_WITHIN_S = 60
 
 
@@ -76,6 +78,17 @@ class Injector(threading.Thread):
     def _market(self) -> str:
         _kill_for_restart(self.engine.actors.market)
         return "killed the market maker"
+
+    def _chain(self) -> str:
+        _kill_for_restart(self.engine.actors.chain)
+        return "killed the chain (its pending transactions are gone, as from a restarted RPC node)"
+
+    def _congestion(self) -> str:
+        import ray
+
+        preset = self.rng.choice(CONGESTION_PRESETS)
+        info = ray.get(self.engine.actors.chain.set_congestion.remote(preset), timeout=30)
+        return f"the chain switched to {info['congestion']} at slot {info['slot']}"
 
     def _redis_restart(self) -> str:
         self.engine.servers.redis.restart()

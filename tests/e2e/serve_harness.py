@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import Iterator
 
@@ -16,12 +15,6 @@ from ray import serve
 from engine.settings import EngineSettings
 from runtime.root import start_api
 from tests.integration.engine_harness import running_engine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(base: str, timeout_s: float = 60) -> None:
@@ -41,10 +34,10 @@ def wait_healthy(base: str, timeout_s: float = 60) -> None:
 def serving(settings: EngineSettings) -> Iterator[str]:
     """The engine and the API on ``settings``; yields the API's base URL once it answers."""
     with running_engine(settings):
-        start_api(settings)
-        base = f"http://127.0.0.1:{settings.api.port}"
-        wait_healthy(base)
-        try:
+        try:  # an API that never came up is shut down too, or the next module's cannot start
+            start_api(settings)
+            base = f"http://127.0.0.1:{settings.api.port}"
+            wait_healthy(base)
             yield base
         finally:
             serve.shutdown()

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.serve_harness import free_port, serving, stream
+from localservers.ports import free_port
+from tests.e2e.serve_harness import serving, stream
 from tests.integration.engine_harness import base_settings
 
 pytestmark = pytest.mark.e2e
@@ -68,6 +69,20 @@ def test_the_chain_is_shown_and_its_congestion_switched(api: str) -> None:
     wrong = httpx.post(f"{api}/api/sim/congestion", json={"preset": "jammed"}, timeout=10)
     assert wrong.status_code == 422 and "error" in wrong.json()
     httpx.post(f"{api}/api/sim/congestion", json={"preset": "calm"}, timeout=10)
+
+
+def test_metrics_carry_the_chain_as_api_chain_shows_it(api: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    chain = httpx.get(f"{api}/api/chain", timeout=10).json()
+    text = httpx.get(f"{api}/metrics", timeout=10).text
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
+    assert got[("dex_engine_up", ())] == 1
+    landed = got[("dex_chain_transactions_total", (("outcome", "landed"),))]
+    assert landed >= chain["landed"] >= 1  # counts only grow between the two reads
+    assert got[("dex_chain_slot", ())] >= chain["slot"]
+    assert ("dex_chain_recent_priority_fee", (("percentile", "p50"),)) in got
 
 
 async def test_the_demo_prints_slots_fees_and_re_sends_for_its_orders(api: str, capsys) -> None:

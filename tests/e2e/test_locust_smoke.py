@@ -60,7 +60,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("smoke") / "run"
     before = _ray_and_servers()
     cmd = [
-        sys.executable, "-m", "loadtest.run", "smoke", "--users", "4", "--duration", "20s",
+        sys.executable, "-m", "loadtest.run", "smoke", "--users", "4", "--duration", "12s",
         "--stop-timeout", "30", "--out", str(out),
         # more of the orders that must fail, so that a short run surely has some
         "--", "--too-large-pct", "15", "--tight-pct", "10",

@@ -17,7 +17,8 @@ import pytest
 import websockets
 
 from engine.settings import EngineSettings
-from tests.e2e.serve_harness import free_port, serving, stream
+from localservers.ports import free_port
+from tests.e2e.serve_harness import serving, stream
 from tests.integration.engine_harness import base_settings
 
 pytestmark = pytest.mark.e2e

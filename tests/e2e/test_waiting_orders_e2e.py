@@ -20,7 +20,8 @@ import ray
 
 from actors.trigger_book import TRIGGER_BOOK_NAME
 from engine.settings import EngineSettings
-from tests.e2e.serve_harness import free_port, serving, stream
+from localservers.ports import free_port
+from tests.e2e.serve_harness import serving, stream
 from tests.integration.engine_harness import base_settings
 
 pytestmark = pytest.mark.e2e

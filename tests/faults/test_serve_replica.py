@@ -21,7 +21,8 @@ from ray import serve
 
 from engine.settings import EngineSettings
 from runtime.root import start_api
-from tests.e2e.serve_harness import free_port, wait_healthy
+from localservers.ports import free_port
+from tests.e2e.serve_harness import wait_healthy
 from tests.faults.conftest import deadline, fault_settings
 from tests.integration.engine_harness import assert_invariants, history, running_engine, wait_final
 
@@ -50,9 +51,9 @@ def served(database_url: str, redis_url: str, ray_session: None) -> Iterator[tup
         dispatch={"executors": 6},  # fewer processes to start; six orders run at once all the same
     )
     with running_engine(settings) as actors:
-        start_api(settings)
         base = f"http://127.0.0.1:{settings.api.port}"
-        try:
+        try:  # shut down even if it never came up: the next module starts its own
+            start_api(settings)
             wait_healthy(base, 90)
             yield settings, actors, base
         finally:

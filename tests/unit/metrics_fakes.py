@@ -22,10 +22,20 @@ def busy_executor(index: int, orders: int, *, running: int = 1, slots: int = 5) 
     return ExecutorFigures(str(index), slots, running, figures.snapshot())
 
 
+CHAIN_INFO: dict[str, Any] = {
+    "slot": 1_200, "blockHeight": 1_150, "slotTimeS": 0.4, "congestion": "busy", "load": 0.93,
+    "recentFees": {"p25": 1_000, "p50": 25_000, "p75": 120_000, "p95": 900_000, "samples": 40}, "pending": 2,
+    "submitted": 9, "landed": 6, "failed": 1, "dropped": 2, "expired": 1, "reverted": 1, "sandwiched": 1,
+    "skippedSlots": 50, "mevRate": 0.2,
+}  # the shape of ``engine.chain_desk.ChainDesk.info``
+
+
 @dataclass
 class FakeEngine:
     executors: list[ExecutorFigures] = field(default_factory=lambda: [busy_executor(0, 3), busy_executor(1, 2)])
     down: bool = False
+    chain: dict[str, Any] | None = field(default_factory=lambda: dict(CHAIN_INFO))  # None: the chain is off
+    chain_down: bool = False
 
     async def dispatcher_stats(self) -> dict[str, Any]:
         self._maybe_down()
@@ -41,6 +51,15 @@ class FakeEngine:
 
     async def executor_figures(self) -> list[ExecutorFigures]:
         return self.executors
+
+    async def chain_info(self) -> dict[str, Any]:
+        from engine.errors import ChainOff, EngineUnavailable
+
+        if self.chain_down:
+            raise EngineUnavailable("the chain is away")
+        if self.chain is None:
+            raise ChainOff("the engine runs without the chain")
+        return self.chain
 
     def _maybe_down(self) -> None:
         if self.down:

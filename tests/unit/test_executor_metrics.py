@@ -87,3 +87,26 @@ def test_an_engine_that_is_away_still_gives_the_stores_figures() -> None:
     assert got[("dex_queue_orders", (("state", "delayed"),))] == 2
     assert got[("dex_oldest_active_order_seconds", ())] == 4.5
     assert not [key for key in got if key[0] in ("dex_pool_price", "dex_executor_up", "dex_dispatcher")]
+
+
+def test_the_chain_gives_its_slot_fees_and_transactions_by_outcome_and_none_when_it_is_off() -> None:
+    got = scrape(fake_services())
+    assert got[("dex_chain_slot", ())] == 1_200 and got[("dex_chain_block_height", ())] == 1_150
+    assert got[("dex_chain_load", (("congestion", "busy"),))] == 0.93
+    assert got[("dex_chain_recent_priority_fee", (("percentile", "p95"),))] == 900_000
+    assert not [key for key in got if key[0] == "dex_chain_recent_priority_fee" and ("percentile", "samples") in key[1]]
+    assert got[("dex_chain_transactions_total", (("outcome", "landed"),))] == 6
+    assert got[("dex_chain_transactions_total", (("outcome", "sandwiched"),))] == 1
+    assert got[("dex_chain_skipped_slots_total", ())] == 50
+    assert got[("dex_engine_up", ())] == 1
+
+    off = scrape(fake_services(FakeEngine(chain=None)))
+    assert off[("dex_engine_up", ())] == 1  # the chain off is a way to run, not a fault
+    assert not [key for key in off if key[0].startswith("dex_chain")]
+
+
+def test_a_chain_that_does_not_answer_leaves_its_figures_out_and_the_engine_down() -> None:
+    got = scrape(fake_services(FakeEngine(chain_down=True)))
+    assert got[("dex_engine_up", ())] == 0
+    assert not [key for key in got if key[0].startswith("dex_chain")]
+    assert got[("dex_pool_price", (("pool", "raydium:SOL-USDC"),))] == 150.0
