@@ -12,7 +12,10 @@ Follows the on-chain program (LbPair / Bin / u64x64_math):
   volatility accumulator of that bin, so the fee rises with bins crossed;
 * fees (rate over 1e9, capped at 10%) are taken from the input, rounded up,
   and kept aside from bin liquidity, as the program does (they are owed to
-  LPs, not swappable); ``reserves()`` counts them since the pool holds them.
+  LPs, not swappable); ``reserves()`` counts them since the pool holds them;
+* time is the program's ``Clock::unix_timestamp``: whole seconds. The ``now``
+  a swap is given is floored, so the filter and decay periods count whole
+  seconds as on chain (29.3 s after a swap at t = 100.7 is 30 s: 130 - 100).
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ from sim.pools.dlmm_params import (
     spread_liquidity,
 )
 from sim.tokens import Token
+
+
+def block_seconds(now: float) -> int:
+    """``now`` as the program's clock gives it: whole unix seconds (``Clock::unix_timestamp``)."""
+    return math.floor(now)
 
 
 @dataclass(slots=True)
@@ -112,7 +120,7 @@ class DlmmPool(Pool):
         self._volatility_accumulator = 0
         self._volatility_reference = 0
         self._index_reference = active_id
-        self._last_update: float | None = None  # no swap yet: the first one starts fresh
+        self._last_update: int | None = None  # whole seconds; no swap yet: the first one starts fresh
 
     @classmethod
     def with_liquidity(
@@ -199,10 +207,14 @@ class DlmmPool(Pool):
     # -- volatility ---------------------------------------------------------
 
     def _references(self, now: float) -> tuple[int, int]:
-        """(volatility_reference, index_reference) at the start of a swap at ``now``."""
+        """(volatility_reference, index_reference) at the start of a swap at ``now``.
+
+        As the program's ``update_references``: elapsed whole seconds; a clock that went
+        back (elapsed < 0) is inside the filter period, so the references stay.
+        """
         if self._last_update is None:
             return 0, self._active_id
-        elapsed = now - self._last_update
+        elapsed = block_seconds(now) - self._last_update
         if elapsed < self.params.filter_period:
             return self._volatility_reference, self._index_reference
         if elapsed < self.params.decay_period:
@@ -380,7 +392,7 @@ class DlmmPool(Pool):
         self._volatility_accumulator = walk.volatility_accumulator
         self._volatility_reference = walk.volatility_reference
         self._index_reference = walk.index_reference
-        self._last_update = now
+        self._last_update = block_seconds(now)
         return quote
 
     def snapshot(self) -> dict[str, Any]:
@@ -420,7 +432,8 @@ class DlmmPool(Pool):
         pool._volatility_accumulator = snapshot["volatility_accumulator"]
         pool._volatility_reference = snapshot["volatility_reference"]
         pool._index_reference = snapshot["index_reference"]
-        pool._last_update = snapshot["last_update"]
+        last = snapshot["last_update"]  # a float in snapshots taken before whole seconds
+        pool._last_update = None if last is None else block_seconds(last)
         return pool
 
     def __repr__(self) -> str:
