@@ -59,6 +59,25 @@ def block_seconds(now: float) -> int:
     return math.floor(now)
 
 
+def _fill_bin(x_in: bool, left: int, available: int, price: int, rate: int) -> tuple[int, int, int]:
+    """(input used, output, fee) of ``left`` input in a bin holding ``available`` of the output.
+
+    As the program's ``swap_exact_in_quote_at_bin`` (fee on the input): the fee is taken from
+    all of ``left`` first. When what remains buys the whole bin and more, the bin is bought out
+    with its input ``full`` (rounded up) plus the fee on ``full`` only, and the rest goes on to
+    the next bin; when it buys the bin out exactly, all of ``left`` stays in this bin.
+    """
+    fee = ceil_div(left * rate, FEE_PRECISION)
+    net = left - fee
+    full = ceil_div(available << SCALE_OFFSET, price) if x_in else ceil_div(available * price, ONE)
+    if net < full:
+        return left, (net * price) >> SCALE_OFFSET if x_in else (net << SCALE_OFFSET) // price, fee
+    if net == full:
+        return left, available, fee
+    fee = ceil_div(full * rate, FEE_PRECISION - rate)
+    return full + fee, available, fee
+
+
 @dataclass(slots=True)
 class _Walk:
     """Result of walking the bins for one swap, ready to be applied."""
@@ -262,20 +281,7 @@ class DlmmPool(Pool):
                 rate = params.total_fee_rate(bin_step, accumulator)
                 price = prices[active]
                 available = reserve[out_side]
-                # Input (before fee) that buys the whole bin, then the fee on top of it.
-                if x_in:
-                    full = ceil_div(available << SCALE_OFFSET, price)
-                else:
-                    full = ceil_div(available * price, ONE)
-                max_fee = ceil_div(full * rate, FEE_PRECISION - rate)
-                if left > full + max_fee:
-                    used, got, fee = full + max_fee, available, max_fee
-                else:
-                    used = left
-                    fee = ceil_div(left * rate, FEE_PRECISION)
-                    net = left - fee
-                    got = (net * price) >> SCALE_OFFSET if x_in else (net << SCALE_OFFSET) // price
-                    got = min(got, available)
+                used, got, fee = _fill_bin(x_in, left, available, price, rate)
                 if x_in:
                     changes.append((active, reserve[0] + used - fee, reserve[1] - got))
                 else:

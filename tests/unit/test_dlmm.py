@@ -179,6 +179,24 @@ def test_crossing_bins_charges_each_bin_at_its_own_rate():
     assert quote.price_impact_bps == pytest.approx((1 - 1.002**-d) * 1e4)
 
 
+@pytest.mark.parametrize(
+    ("amount", "fee", "end_id", "bin_minus_one_x"),
+    [
+        (500, 1, 0, 0),  # 499 + ceil(499 * 0.2 % / 99.8 %): exactly what buys the bin out
+        (501, 2, 0, 0),  # fee ceil(501 * 0.2 %) = 2 leaves 499, the bin's price: all 501 stay in bin 0
+        (502, 2, -1, 1),  # 500 left after the fee, one more than the bin takes: bought out for 500, 2 go on
+    ],
+)
+def test_input_that_buys_a_bin_out_exactly_stays_in_it(amount, fee, end_id, bin_minus_one_x):
+    # The program's per-bin fill (swap_exact_in_quote_at_bin): the fee comes off the whole input
+    # first; only what is left beyond the bin's price goes on, with the bin's fee on its price alone.
+    params = DlmmFeeParams(base_factor=10_000, variable_fee_control=0)
+    pool = DlmmPool("p", USDT, USDC, bin_step=20, active_id=0, bins={0: (0, 499), -1: (0, UNIT)}, params=params)
+    quote = pool.swap_exact_in("USDT", amount, now=0.0)
+    assert (quote.amount_out, quote.fee, pool.active_id) == (499, fee, end_id)
+    assert pool.snapshot()["bins"] == [[-1, bin_minus_one_x, UNIT], [0, amount - fee - bin_minus_one_x, 0]]
+
+
 def test_fees_grow_with_bins_crossed():
     pool = ladder()
     rates = []
