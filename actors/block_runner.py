@@ -57,8 +57,10 @@ class BlockRunner:
             self._kinds[pool_id] = str(snapshot.get("type"))
         return self._kinds[pool_id]
 
-    async def hold(self, pool_ids: Sequence[str], holder: str) -> tuple[dict[str, dict], dict[str, float]]:
-        """Hold the pools (in id order: no cycle with an order's atomic route); (snapshots, clocks)."""
+    async def hold(self, pool_ids: Sequence[str], holder: str,
+                   at: float) -> tuple[dict[str, dict], dict[str, float]]:  # fmt: skip
+        """Hold the pools (in id order: no cycle with an order's atomic route), their held swaps on the
+        block's time ``at``; (snapshots, clocks)."""
         snapshots: dict[str, dict] = {}
         clocks: dict[str, float] = {}
         for pool_id in sorted(pool_ids):
@@ -67,7 +69,7 @@ class BlockRunner:
                 continue
             give_up = time.time() + HOLD_TIMEOUT_S
             try:
-                seen = await asyncio.wait_for(handle.hold.remote(holder, LEASE_S, give_up), HOLD_TIMEOUT_S + 1)
+                seen = await asyncio.wait_for(handle.hold.remote(holder, LEASE_S, give_up, at), HOLD_TIMEOUT_S + 1)
             except Exception as exc:  # noqa: BLE001 — its transactions fail in this block: AccountNotFound
                 log.warning("block %s: pool %s could not be held (%r)", holder, pool_id, exc)
                 continue

@@ -221,7 +221,8 @@ class PoolActor:
         self._pool = None
         self._loading = None
 
-    async def hold(self, order_id: str, lease_s: float, give_up_at: float | None = None) -> HeldPool | Rejection:
+    async def hold(self, order_id: str, lease_s: float, give_up_at: float | None = None,
+                   at: float | None = None) -> HeldPool | Rejection:  # fmt: skip
         """Take this pool for one order until ``release`` (or the lease runs out).
 
         Multi-pool routes hold every pool they touch (in pool-id order, so two
@@ -232,6 +233,8 @@ class PoolActor:
         ``give_up_at`` (epoch seconds) is when the caller stops waiting: a hold
         that gets the pool later lets it go at once, instead of keeping it
         locked for nobody until the lease runs out.
+
+        ``at`` is the clock the held swaps run on (a block's time); by default, now.
         """
         await self._ensure_loaded()
         await self._lock.acquire()
@@ -239,7 +242,7 @@ class PoolActor:
             self._lock.release()
             return _rejected(LeaseExpired("the pool was free only after the order stopped waiting for it"))
         self._holder = order_id
-        self._held_at = time.time()
+        self._held_at = time.time() if at is None else at
         loop = asyncio.get_running_loop()
         self._lease = loop.call_later(lease_s, self._lease_over, order_id)
         return HeldPool(self._pool.snapshot(), self._held_at)

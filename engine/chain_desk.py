@@ -4,7 +4,8 @@
 a ticker runs only while transactions are pending, waking when the slot in
 progress ends; otherwise every call first catches the chain up to now
 (``advance_to``, which costs little for idle slots). Each slot with pending
-transactions: hold the pools they write (``BlockPools``), pack the block on
+transactions: hold the pools they write (``BlockPools``) at the block's time
+(``block_time``, whole seconds, the clock their programs see), pack the block on
 copies of them (``sim.chain_swaps.BlockExecution``; the searcher plans its
 sandwiches on the same copies), apply what succeeded to the pools in block
 order, release them, and answer each transaction's waiters with its
@@ -41,7 +42,8 @@ class BlockPools(Protocol):
 
     async def kind(self, pool_id: str) -> str | None: ...
 
-    async def hold(self, pool_ids: Sequence[str], holder: str) -> tuple[dict[str, dict], dict[str, float]]: ...
+    async def hold(self, pool_ids: Sequence[str], holder: str,
+                   at: float) -> tuple[dict[str, dict], dict[str, float]]: ...  # fmt: skip
 
     async def apply(self, applied: Sequence[Applied], holder: str,
                     stamps: dict[str, dict[str, Any]]) -> dict[str, tuple[list[Fill], str | None]]: ...  # fmt: skip
@@ -164,7 +166,9 @@ class ChainDesk:
         slot = self.chain.slot
         holder = f"chain:block:{slot}"
         accounts = sorted({account for tx in self._txs.values() for account in tx.accounts})
-        snapshots, clocks = await self._pools.hold(accounts, holder)
+        # The pools run on the block's time, as their programs do: the copies the block packs on
+        # and the pools its swaps are applied to see the same clock (the held pools report it).
+        snapshots, clocks = await self._pools.hold(accounts, holder, at=self.chain.block_time(slot))
         try:
             self._block = BlockExecution.of(snapshots, clocks)
             block = self.chain.next_slot(self._block)

@@ -53,8 +53,9 @@ class TokenSpec(_Strict):
 
 class PoolSpec(_Strict):
     """One pool. Beyond the common fields, a pool takes its kind's own fields
-    (a dlmm pool: bin_step, bins_each_side, liquidity_shape, dlmm), which the
-    kind validates: see ``sim.pools.registry``."""
+    (a dlmm pool: bin_step, bins_each_side, liquidity_shape, dlmm; a cpmm pool:
+    protocol_fee_share, fund_fee_share), which the kind validates: see
+    ``sim.pools.registry``."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 

@@ -255,12 +255,14 @@ class Chain:
         return self.params.first_slot + self._next
 
     @property
-    def now(self) -> float:
-        """When the last produced slot ended."""
+    def now(self) -> float:  # when the last produced slot ended
         return self.slot_start(self.slot)
 
     def slot_start(self, slot: int) -> float:
         return self.params.genesis_time + (slot - self.params.first_slot) * self.params.slot_s
+
+    def block_time(self, slot: int) -> int:  # a slot's block time, whole unix seconds: what programs see
+        return math.floor(round(self.slot_start(slot + 1), 6))
 
     def slot_at(self, t: float) -> int:
         """The slot in progress at time ``t``."""
@@ -351,7 +353,7 @@ class Chain:
         self._seal(slot)
         sends, self._sent = tuple(self._sent), []
         return Block(
-            slot=slot, height=self.height, block_time=math.floor(round(end, 6)), blockhash=self._blockhash,
+            slot=slot, height=self.height, block_time=self.block_time(slot), blockhash=self._blockhash,
             landed=tuple(landed), dropped=tuple(dropped), sends=sends, tx_count=tx_count,
             cu_used=bundle_cu + cu_used, jito_leader=jito,
         )  # fmt: skip

@@ -7,8 +7,11 @@ Integer math as on chain, every rounding against the trader:
 * exact out: ``dx = ceil(ceil(x * dy / (y - dy)) * fee_den / (fee_den - fee_num))``,
   which is the smallest ``dx`` whose exact-in output is at least ``dy``.
 
-The whole input, fee included, is added to the input reserve, so the fee
-stays in the pool (k grows with every swap).
+The whole input, fee included, is paid into the input vault. By default the
+whole fee stays in the pool (k grows with every swap). A pool with Raydium's
+protocol and fund shares (``sim.pools.cpmm_fees``) owes those parts of each fee
+and prices without them: ``reserve_x``/``reserve_y`` are what it prices with
+(the vault minus what it owes), ``reserves()`` what its vaults hold.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from sim.pools.base import (
     ceil_div,
     check_amount,
     check_min_out,
-    no_fields,
     token_to_dict,
 )
+from sim.pools.cpmm_fees import FIELDS, NO_SHARES, FeeShares, parse_fields
 from sim.pools.curves import ConstantProductCurve, OutputCurve
 from sim.tokens import Token
 
@@ -53,7 +56,9 @@ class CpmmPool(Pool):
         fee_num: int = 25,
         fee_den: int = 10_000,
         dex: str = "raydium",
+        shares: FeeShares = NO_SHARES,
     ) -> None:
+        """``reserve_x``/``reserve_y``: the reserves it prices with (what its vaults hold, less what it owes)."""
         if token_x.symbol == token_y.symbol:
             raise ValueError("a pool needs two different tokens")
         for name, value in (("reserve_x", reserve_x), ("reserve_y", reserve_y)):
@@ -69,6 +74,10 @@ class CpmmPool(Pool):
         self.reserve_y = reserve_y
         self.fee_num = fee_num
         self.fee_den = fee_den
+        self.shares = shares
+        # Owed out of the vaults, as the program's protocol_fees_token_* and fund_fees_token_*.
+        self.protocol_fees_x = self.protocol_fees_y = 0
+        self.fund_fees_x = self.fund_fees_y = 0
 
     @classmethod
     def at_price(
@@ -82,6 +91,7 @@ class CpmmPool(Pool):
         fee_num: int = 25,
         fee_den: int = 10_000,
         dex: str = "raydium",
+        shares: FeeShares = NO_SHARES,
     ) -> "CpmmPool":
         """A pool holding ``value_y`` base units of y, with x sized so spot = ``price``.
 
@@ -92,7 +102,7 @@ class CpmmPool(Pool):
         # repr() keeps the decimal the caller wrote (150.0 -> 150, not a binary expansion).
         base_price = Fraction(repr(price)) * 10**token_y.decimals / 10**token_x.decimals
         reserve_x = round(Fraction(value_y) / base_price)
-        return cls(pool_id, token_x, token_y, reserve_x, value_y, fee_num, fee_den, dex)
+        return cls(pool_id, token_x, token_y, reserve_x, value_y, fee_num, fee_den, dex, shares)
 
     @property
     def fee_bps(self) -> float:
@@ -118,8 +128,9 @@ class CpmmPool(Pool):
             raise AmountTooSmall(
                 f"pool {self.pool_id}: {amount_in} {t_in.symbol} base units buy nothing"
             )
+        kept = amount_in - sum(self.shares.split(fee))  # what the input reserve grows by
         before = self._human_price(r_out, t_out, r_in, t_in)
-        after = self._human_price(r_out - amount_out, t_out, r_in + amount_in, t_in)
+        after = self._human_price(r_out - amount_out, t_out, r_in + kept, t_in)
         executed = self._human_price(amount_out, t_out, amount_in, t_in)
         return SwapQuote(
             pool_id=self.pool_id,
@@ -156,12 +167,18 @@ class CpmmPool(Pool):
         quote = self.quote_exact_in(token_in, amount_in, now)
         if quote.amount_out < min_out:
             raise SlippageExceeded(min_out, quote.amount_out)
+        protocol, fund = self.shares.split(quote.fee)
+        kept = quote.amount_in - protocol - fund
         if token_in == self.token_x.symbol:
-            self.reserve_x += quote.amount_in
+            self.reserve_x += kept
             self.reserve_y -= quote.amount_out
+            self.protocol_fees_x += protocol
+            self.fund_fees_x += fund
         else:
-            self.reserve_y += quote.amount_in
+            self.reserve_y += kept
             self.reserve_x -= quote.amount_out
+            self.protocol_fees_y += protocol
+            self.fund_fees_y += fund
         return quote
 
     def spot_price(self, token_in: str) -> float:
@@ -169,7 +186,20 @@ class CpmmPool(Pool):
         return self._human_price(r_out, t_out, r_in, t_in)
 
     def reserves(self) -> dict[str, int]:
-        return {self.token_x.symbol: self.reserve_x, self.token_y.symbol: self.reserve_y}
+        """What the vaults hold: the reserves it prices with plus the protocol's and fund's fees it owes.
+
+        Every swap changes them by exactly what it paid in and took out, which is what the
+        books check. The price comes from ``reserve_x``/``reserve_y`` alone, as the program
+        prices with ``vault_amount_without_fee``.
+        """
+        owed = self.owed_fees()
+        return {self.token_x.symbol: self.reserve_x + owed[self.token_x.symbol],
+                self.token_y.symbol: self.reserve_y + owed[self.token_y.symbol]}  # fmt: skip
+
+    def owed_fees(self) -> dict[str, int]:
+        """The protocol's and the fund's fees accrued, by token: in the vaults, not priced with."""
+        return {self.token_x.symbol: self.protocol_fees_x + self.fund_fees_x,
+                self.token_y.symbol: self.protocol_fees_y + self.fund_fees_y}  # fmt: skip
 
     def output_curve(self, token_in: str, total: int, now: float) -> OutputCurve:
         _, _, r_in, r_out = self._sides(token_in)
@@ -189,12 +219,19 @@ class CpmmPool(Pool):
             "reserve_y": self.reserve_y,
             "fee_num": self.fee_num,
             "fee_den": self.fee_den,
+            "protocol_fee_share": self.shares.protocol,
+            "fund_fee_share": self.shares.fund,
+            "protocol_fees_x": self.protocol_fees_x,
+            "protocol_fees_y": self.protocol_fees_y,
+            "fund_fees_x": self.fund_fees_x,
+            "fund_fees_y": self.fund_fees_y,
         }
 
     @classmethod
     def restore(cls, snapshot: dict[str, Any]) -> "CpmmPool":
+        """A snapshot from before the fee shares (no such fields) restores with none owed."""
         cls.check_snapshot(snapshot)
-        return cls(
+        pool = cls(
             snapshot["pool_id"],
             Token(**snapshot["token_x"]),
             Token(**snapshot["token_y"]),
@@ -203,7 +240,13 @@ class CpmmPool(Pool):
             snapshot["fee_num"],
             snapshot["fee_den"],
             snapshot["dex"],
+            FeeShares(snapshot.get("protocol_fee_share", 0), snapshot.get("fund_fee_share", 0)),
         )
+        pool.protocol_fees_x = snapshot.get("protocol_fees_x", 0)
+        pool.protocol_fees_y = snapshot.get("protocol_fees_y", 0)
+        pool.fund_fees_x = snapshot.get("fund_fees_x", 0)
+        pool.fund_fees_y = snapshot.get("fund_fees_y", 0)
+        return pool
 
     def __repr__(self) -> str:
         return (
@@ -212,7 +255,7 @@ class CpmmPool(Pool):
         )
 
 
-def build(setup: PoolSetup, _: None) -> CpmmPool:
+def build(setup: PoolSetup, shares: FeeShares) -> CpmmPool:
     """Half the value on each side, the fee counted in millionths as Raydium does."""
     fee_num = round(Decimal(str(setup.fee_bps)) * FEE_DEN / 10_000)
     return CpmmPool.at_price(
@@ -224,7 +267,8 @@ def build(setup: PoolSetup, _: None) -> CpmmPool:
         fee_num=int(fee_num),
         fee_den=FEE_DEN,
         dex=setup.dex,
+        shares=shares,
     )
 
 
-KIND: PoolKind[None] = PoolKind(CpmmPool, build, no_fields)
+KIND: PoolKind[FeeShares] = PoolKind(CpmmPool, build, parse_fields, FIELDS)

@@ -12,7 +12,10 @@ Follows the on-chain program (LbPair / Bin / u64x64_math):
   volatility accumulator of that bin, so the fee rises with bins crossed;
 * fees (rate over 1e9, capped at 10%) are taken from the input, rounded up,
   and kept aside from bin liquidity, as the program does (they are owed to
-  LPs, not swappable); ``reserves()`` counts them since the pool holds them.
+  LPs, not swappable); ``reserves()`` counts them since the pool holds them;
+* time is the program's ``Clock::unix_timestamp``: whole seconds. The ``now``
+  a swap is given is floored, so the filter and decay periods count whole
+  seconds as on chain (29.3 s after a swap at t = 100.7 is 30 s: 130 - 100).
 """
 
 from __future__ import annotations
@@ -49,6 +52,30 @@ from sim.pools.dlmm_params import (
     spread_liquidity,
 )
 from sim.tokens import Token
+
+
+def block_seconds(now: float) -> int:
+    """``now`` as the program's clock gives it: whole unix seconds (``Clock::unix_timestamp``)."""
+    return math.floor(now)
+
+
+def _fill_bin(x_in: bool, left: int, available: int, price: int, rate: int) -> tuple[int, int, int]:
+    """(input used, output, fee) of ``left`` input in a bin holding ``available`` of the output.
+
+    As the program's ``swap_exact_in_quote_at_bin`` (fee on the input): the fee is taken from
+    all of ``left`` first. When what remains buys the whole bin and more, the bin is bought out
+    with its input ``full`` (rounded up) plus the fee on ``full`` only, and the rest goes on to
+    the next bin; when it buys the bin out exactly, all of ``left`` stays in this bin.
+    """
+    fee = ceil_div(left * rate, FEE_PRECISION)
+    net = left - fee
+    full = ceil_div(available << SCALE_OFFSET, price) if x_in else ceil_div(available * price, ONE)
+    if net < full:
+        return left, (net * price) >> SCALE_OFFSET if x_in else (net << SCALE_OFFSET) // price, fee
+    if net == full:
+        return left, available, fee
+    fee = ceil_div(full * rate, FEE_PRECISION - rate)
+    return full + fee, available, fee
 
 
 @dataclass(slots=True)
@@ -112,7 +139,7 @@ class DlmmPool(Pool):
         self._volatility_accumulator = 0
         self._volatility_reference = 0
         self._index_reference = active_id
-        self._last_update: float | None = None  # no swap yet: the first one starts fresh
+        self._last_update: int | None = None  # whole seconds; no swap yet: the first one starts fresh
 
     @classmethod
     def with_liquidity(
@@ -199,10 +226,14 @@ class DlmmPool(Pool):
     # -- volatility ---------------------------------------------------------
 
     def _references(self, now: float) -> tuple[int, int]:
-        """(volatility_reference, index_reference) at the start of a swap at ``now``."""
+        """(volatility_reference, index_reference) at the start of a swap at ``now``.
+
+        As the program's ``update_references``: elapsed whole seconds; a clock that went
+        back (elapsed < 0) is inside the filter period, so the references stay.
+        """
         if self._last_update is None:
             return 0, self._active_id
-        elapsed = now - self._last_update
+        elapsed = block_seconds(now) - self._last_update
         if elapsed < self.params.filter_period:
             return self._volatility_reference, self._index_reference
         if elapsed < self.params.decay_period:
@@ -250,20 +281,7 @@ class DlmmPool(Pool):
                 rate = params.total_fee_rate(bin_step, accumulator)
                 price = prices[active]
                 available = reserve[out_side]
-                # Input (before fee) that buys the whole bin, then the fee on top of it.
-                if x_in:
-                    full = ceil_div(available << SCALE_OFFSET, price)
-                else:
-                    full = ceil_div(available * price, ONE)
-                max_fee = ceil_div(full * rate, FEE_PRECISION - rate)
-                if left > full + max_fee:
-                    used, got, fee = full + max_fee, available, max_fee
-                else:
-                    used = left
-                    fee = ceil_div(left * rate, FEE_PRECISION)
-                    net = left - fee
-                    got = (net * price) >> SCALE_OFFSET if x_in else (net << SCALE_OFFSET) // price
-                    got = min(got, available)
+                used, got, fee = _fill_bin(x_in, left, available, price, rate)
                 if x_in:
                     changes.append((active, reserve[0] + used - fee, reserve[1] - got))
                 else:
@@ -380,7 +398,7 @@ class DlmmPool(Pool):
         self._volatility_accumulator = walk.volatility_accumulator
         self._volatility_reference = walk.volatility_reference
         self._index_reference = walk.index_reference
-        self._last_update = now
+        self._last_update = block_seconds(now)
         return quote
 
     def snapshot(self) -> dict[str, Any]:
@@ -420,7 +438,8 @@ class DlmmPool(Pool):
         pool._volatility_accumulator = snapshot["volatility_accumulator"]
         pool._volatility_reference = snapshot["volatility_reference"]
         pool._index_reference = snapshot["index_reference"]
-        pool._last_update = snapshot["last_update"]
+        last = snapshot["last_update"]  # a float in snapshots taken before whole seconds
+        pool._last_update = None if last is None else block_seconds(last)
         return pool
 
     def __repr__(self) -> str:

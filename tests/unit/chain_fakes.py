@@ -44,15 +44,18 @@ class MemoryBlockPools:
         self.venues, self.ledger, self.clock = venues, ledger, clock
         self.mev_trades: list[tuple[str, str, int]] = []
         self.blocks = 0
+        self.held_at = 0.0
 
     async def kind(self, pool_id: str) -> str | None:
         pool = self.venues.pools.get(pool_id)
         return None if pool is None else pool.kind
 
-    async def hold(self, pool_ids: Sequence[str], holder: str) -> tuple[dict[str, dict], dict[str, float]]:
+    async def hold(self, pool_ids: Sequence[str], holder: str,
+                   at: float) -> tuple[dict[str, dict], dict[str, float]]:  # fmt: skip
         self.blocks += 1
+        self.held_at = at  # the held swaps run on the block's time, as the pool actors' do
         pools = {pid: self.venues.pools[pid] for pid in pool_ids if pid in self.venues.pools}
-        return {pid: p.snapshot() for pid, p in pools.items()}, {pid: self.clock.time() for pid in pools}
+        return {pid: p.snapshot() for pid, p in pools.items()}, {pid: at for pid in pools}
 
     async def apply(self, applied: Sequence[Applied], holder: str,
                     stamps: dict[str, dict[str, Any]]) -> dict[str, tuple[list[Fill], str | None]]:  # fmt: skip
@@ -64,18 +67,19 @@ class MemoryBlockPools:
             for leg in item.legs:
                 pool = self.venues.pools[leg.pool_id]
                 if intent.order_id is None:
-                    pool.swap_exact_in(leg.token_in, leg.amount_in, 0, self.clock.time())
+                    pool.swap_exact_in(leg.token_in, leg.amount_in, 0, self.held_at)
                     self.mev_trades.append((leg.pool_id, leg.token_in, leg.amount_in))
                     continue
                 existing = self.ledger.trades.get((intent.order_id, leg.leg))
                 if existing is not None:
                     fills.append(Fill.from_trade(existing, existing=True))
                     continue
-                quote = pool.swap_exact_in(leg.token_in, leg.amount_in, leg.amount_out, self.clock.time())
+                quote = pool.swap_exact_in(leg.token_in, leg.amount_in, leg.amount_out, self.held_at)
+                assert quote.amount_out == leg.amount_out, "the block's copy and the pool disagree"
                 record = TradeRecord(
                     pool_id=leg.pool_id, seq=len(self.ledger.trades) + 1, kind="order", order_id=intent.order_id,
                     leg=leg.leg, token_in=leg.token_in, amount_in=quote.amount_in, token_out=quote.token_out,
-                    amount_out=quote.amount_out, fee=quote.fee, sim_time=self.clock.time(),
+                    amount_out=quote.amount_out, fee=quote.fee, sim_time=self.held_at,
                     state_after=pool.snapshot(), created_at=datetime.fromtimestamp(self.clock.time(), UTC),
                     details={"priceImpactBps": quote.price_impact_bps, "txSignature": item.tx.signature,
                              "chain": stamps.get(item.tx.signature)},

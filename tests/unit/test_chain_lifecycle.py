@@ -184,3 +184,16 @@ async def test_a_resumed_order_re_sends_the_same_transaction_to_a_restarted_chai
     cw.restart_chain()  # the pending transaction died with the chain; the same blockhash is still valid
     assert await cw.lifecycle.run(order.id) == RunOutcome("confirmed")
     assert cw.chain.sent[0] == cw.chain.sent[-1] and len(cw.world.ledger.trades) == 1
+
+
+async def test_a_block_runs_its_pools_on_its_block_time() -> None:
+    # The copy the block packs on and the pool its swap is applied to share the block's clock, in
+    # whole seconds as the programs see it: the DLMM pool's last update is the block time.
+    cw = ChainWorld(chain_config(), pool_ids=("meteora:SOL-USDC",))
+    cw.world.clock.now += 0.7  # the wall clock is between whole seconds
+    order = cw.world.order("SOL", "USDC", "2")
+    assert await cw.lifecycle.run(order.id) == RunOutcome("confirmed")
+    block_time = events(cw, order.id)[-1].details["blockTime"]
+    assert cw.pools.held_at == block_time != cw.world.clock.time()
+    assert cw.world.pool("meteora:SOL-USDC").snapshot()["last_update"] == block_time
+    assert cw.world.ledger.trades[(order.id, 0)].sim_time == block_time

@@ -179,6 +179,24 @@ def test_crossing_bins_charges_each_bin_at_its_own_rate():
     assert quote.price_impact_bps == pytest.approx((1 - 1.002**-d) * 1e4)
 
 
+@pytest.mark.parametrize(
+    ("amount", "fee", "end_id", "bin_minus_one_x"),
+    [
+        (500, 1, 0, 0),  # 499 + ceil(499 * 0.2 % / 99.8 %): exactly what buys the bin out
+        (501, 2, 0, 0),  # fee ceil(501 * 0.2 %) = 2 leaves 499, the bin's price: all 501 stay in bin 0
+        (502, 2, -1, 1),  # 500 left after the fee, one more than the bin takes: bought out for 500, 2 go on
+    ],
+)
+def test_input_that_buys_a_bin_out_exactly_stays_in_it(amount, fee, end_id, bin_minus_one_x):
+    # The program's per-bin fill (swap_exact_in_quote_at_bin): the fee comes off the whole input
+    # first; only what is left beyond the bin's price goes on, with the bin's fee on its price alone.
+    params = DlmmFeeParams(base_factor=10_000, variable_fee_control=0)
+    pool = DlmmPool("p", USDT, USDC, bin_step=20, active_id=0, bins={0: (0, 499), -1: (0, UNIT)}, params=params)
+    quote = pool.swap_exact_in("USDT", amount, now=0.0)
+    assert (quote.amount_out, quote.fee, pool.active_id) == (499, fee, end_id)
+    assert pool.snapshot()["bins"] == [[-1, bin_minus_one_x, UNIT], [0, amount - fee - bin_minus_one_x, 0]]
+
+
 def test_fees_grow_with_bins_crossed():
     pool = ladder()
     rates = []
@@ -294,6 +312,47 @@ def test_volatility_resets_after_the_decay_period():
     snap = state(pool)
     assert (snap["volatility_accumulator"], snap["volatility_reference"]) == (0, 0)
     assert snap["index_reference"] == -5
+
+
+def five_bins_at(now: float) -> DlmmPool:
+    pool = ladder(depth=20)
+    pool.swap_exact_in("USDT", 5 * UNIT + 300_000, now=now)
+    return pool
+
+
+def test_the_clock_counts_whole_seconds_as_the_program_does():
+    # 29.3 s after a swap at 100.7 is 30 whole seconds (130 - 100): the filter period (30) is over,
+    # so the reference decays to 25000 and a swap in bin -5 pays 2e6 + 50000 over 1e9.
+    pool = five_bins_at(100.7)
+    assert state(pool)["last_update"] == 100
+    decayed = pool.quote_exact_in("USDT", 100_000, now=130.0)
+    assert decayed.fee == ceil_div(100_000 * 2_050_000, FEE_PRECISION) == 205
+    # Counted in fractions (29.3 s) the references would stay: va 50000, 2e6 + 200000 over 1e9.
+    kept = pool.quote_exact_in("USDT", 100_000, now=129.99)  # 29 whole seconds
+    assert kept.fee == ceil_div(100_000 * 2_200_000, FEE_PRECISION) == 220
+    assert decayed.amount_out > kept.amount_out
+    pool.swap_exact_in("USDT", 100_000, now=130.0)
+    snap = state(pool)
+    assert (snap["volatility_reference"], snap["index_reference"], snap["last_update"]) == (25_000, -5, 130)
+
+
+def test_a_clock_that_went_back_keeps_the_references():
+    # The program's elapsed is negative, so below the filter period: nothing decays. The swap
+    # stamps the earlier time, and the periods count from it.
+    pool = five_bins_at(100.7)
+    assert pool.fee_bps_at(40.0) == pytest.approx(22.0)
+    pool.swap_exact_in("USDT", 1_000, now=40.5)
+    snap = state(pool)
+    assert (snap["volatility_accumulator"], snap["index_reference"], snap["last_update"]) == (50_000, 0, 40)
+    assert pool.fee_bps_at(69.9) == pytest.approx(22.0)  # 29 s after 40
+    assert pool.fee_bps_at(70.0) == pytest.approx(20.5)  # 30 s: decayed
+
+
+def test_snapshots_from_before_whole_seconds_restore_floored():
+    snap = five_bins_at(0.0).snapshot()
+    restored = restore_pool({**snap, "last_update": 100.7})
+    assert restored.snapshot()["last_update"] == 100
+    assert restored.fee_bps_at(130.0) == pytest.approx(20.5)
 
 
 def test_volatility_accumulator_is_capped():

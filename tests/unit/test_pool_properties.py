@@ -17,6 +17,7 @@ from sim.pools import (
     SlippageExceeded,
     restore_pool,
 )
+from sim.pools.cpmm_fees import FeeShares
 from sim.pools.dlmm_params import ONE, price_from_id
 from sim.tokens import BONK, SOL, USDC
 
@@ -29,6 +30,12 @@ def raydium() -> Pool:
 
 def raydium_no_fee() -> Pool:
     return CpmmPool.at_price("ray0", SOL, USDC, price=150.0, value_y=50_000 * USDC.one, fee_num=0)
+
+
+def raydium_fee_shares() -> Pool:
+    # Raydium's standard config: 0.25 %, of which 12 % to the protocol and 4 % to the fund.
+    return CpmmPool.at_price("ray-shares", SOL, USDC, price=150.0, value_y=50_000 * USDC.one, fee_num=2_500,
+                             fee_den=1_000_000, shares=FeeShares(protocol=120_000, fund=40_000))  # fmt: skip
 
 
 def meteora() -> Pool:
@@ -65,7 +72,7 @@ def meteora_bonk_curve() -> Pool:
     )
 
 
-POOLS: list[Callable[[], Pool]] = [raydium, raydium_no_fee, meteora, meteora_bonk_curve]
+POOLS: list[Callable[[], Pool]] = [raydium, raydium_no_fee, raydium_fee_shares, meteora, meteora_bonk_curve]
 pools = pytest.mark.parametrize("make", POOLS, ids=lambda f: f.__name__)
 
 # An amount as a fraction of the input token's reserve, from a few units to
