@@ -147,4 +147,35 @@ def ray_session() -> Iterator[None]:
     try:
         yield
     finally:
+        from tests.integration.engine_harness import KEEPER
+
+        KEEPER.release()
         ray.shutdown()
+
+
+def _engine_group(item: pytest.Item | None) -> str | None:
+    return getattr(getattr(item, "module", None), "ENGINE_GROUP", None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules of one ``ENGINE_GROUP`` run one after another, where the group's first one was, so
+    that they share one engine (``tests.integration.engine_harness.EngineKeeper``)."""
+    first: dict[str, int] = {}
+    ranked = []
+    for index, item in enumerate(items):
+        group = _engine_group(item)
+        if group is not None:
+            first.setdefault(group, index)
+        ranked.append((first[group] if group is not None else index, index, item))
+    items[:] = [item for _, _, item in sorted(ranked, key=lambda rank: rank[:2])]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the kept engine once the next test is not of the same group (nor of the same module)."""
+    if nextitem is not None and getattr(nextitem, "module", None) is getattr(item, "module", None):
+        return
+    group = _engine_group(item)
+    if group is None or group != _engine_group(nextitem):
+        from tests.integration.engine_harness import KEEPER
+
+        KEEPER.release()

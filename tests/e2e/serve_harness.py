@@ -14,7 +14,7 @@ from ray import serve
 
 from engine.settings import EngineSettings
 from runtime.root import start_api
-from tests.integration.engine_harness import running_engine
+from tests.integration.engine_harness import KEEPER, base_settings, running_engine, settings_key
 
 
 def wait_healthy(base: str, timeout_s: float = 60) -> None:
@@ -41,6 +41,24 @@ def serving(settings: EngineSettings) -> Iterator[str]:
             yield base
         finally:
             serve.shutdown()
+
+
+def shared_serving(settings: EngineSettings) -> tuple[EngineSettings, str]:
+    """The kept engine and API if they run on the same settings, else new ones, kept (see ``EngineKeeper``)."""
+    return KEEPER.get(settings_key(settings, "serve"),
+                      lambda stack: (settings, stack.enter_context(serving(settings))))  # fmt: skip
+
+
+def market_settings(database_url: str, redis_url: str) -> EngineSettings:
+    """The seed's shape ten times faster with the market moving, through Serve on a free port (the modules
+    of ``ENGINE_GROUP = "serve, market"`` share one such engine)."""
+    from localservers.ports import free_port
+
+    return base_settings(
+        database_url, redis_url,
+        latency={"quote_s": 0.02, "quote_jitter_s": 0.01, "execution_min_s": 0.2, "execution_max_s": 0.3},
+        market={"enabled": True, "tick_s": 0.2}, api={"port": free_port()},
+    )  # fmt: skip
 
 
 async def stream(url: str, timeout: float = 60) -> tuple[list[dict], int | None]:

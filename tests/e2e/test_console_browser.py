@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright, expect
 
-from localservers.ports import free_port
-from tests.e2e.serve_harness import serving
-from tests.integration.engine_harness import base_settings
+from tests.e2e.serve_harness import market_settings, shared_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -58,12 +56,13 @@ class Problems:
         return taken
 
 
+ENGINE_GROUP = "serve, market"  # shares its engine and API with test_through_serve: its books are not empty
+
+
 @pytest.fixture(scope="module")
-def api(database_url: str, redis_url: str, ray_session: None) -> Iterator[str]:
-    settings = base_settings(database_url, redis_url, market={"enabled": True, "tick_s": 0.5},
-                             api={"port": free_port()})  # fmt: skip
-    with serving(settings) as base:
-        yield base
+def api(database_url: str, redis_url: str, ray_session: None) -> str:
+    _, base = shared_serving(market_settings(database_url, redis_url))
+    return base
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 import websockets
 
-from engine.settings import EngineSettings
-from localservers.ports import free_port
-from tests.e2e.serve_harness import serving, stream
-from tests.integration.engine_harness import base_settings
+from tests.e2e.serve_harness import market_settings, shared_serving, stream
 
 pytestmark = pytest.mark.e2e
 
@@ -33,17 +29,13 @@ DEMO = [
 ]
 
 
+ENGINE_GROUP = "serve, market"  # shares its engine and API with the console's test
+
+
 @pytest.fixture(scope="module")
-def api(database_url: str, redis_url: str, ray_session: None) -> Iterator[str]:
-    settings: EngineSettings = base_settings(
-        database_url,
-        redis_url,
-        latency={"quote_s": 0.02, "quote_jitter_s": 0.01, "execution_min_s": 0.2, "execution_max_s": 0.3},
-        market={"enabled": True, "tick_s": 0.2},
-        api={"port": free_port()},
-    )
-    with serving(settings) as base:
-        yield base
+def api(database_url: str, redis_url: str, ray_session: None) -> str:
+    _, base = shared_serving(market_settings(database_url, redis_url))
+    return base
 
 
 def assert_gapless(events: list[dict]) -> None:

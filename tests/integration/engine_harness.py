@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import ray
@@ -62,9 +63,64 @@ def reset_storage(settings: EngineSettings) -> None:
     redis.Redis.from_url(settings.redis_url).flushdb()
 
 
+T = TypeVar("T")
+
+
+class EngineKeeper:
+    """At most one engine on the session's Ray, kept after its module for the next module of its group.
+
+    Starting an engine costs 10-30 s; modules that declare the same ``ENGINE_GROUP`` (run one after
+    another: ``tests/conftest.py`` orders them so) and ask for the same settings share one. Two
+    engines never run at once: they would share the Redis queue (and Serve, one per cluster).
+    ``tests/conftest.py`` releases the kept engine once the next test belongs to another group.
+    """
+
+    def __init__(self) -> None:
+        self._key: str | None = None
+        self._stack: contextlib.ExitStack | None = None
+        self._value: Any = None
+
+    def get(self, key: str, start: Callable[[contextlib.ExitStack], T]) -> T:
+        if self._stack is not None and self._key == key:
+            return self._value
+        self.release()
+        stack = contextlib.ExitStack()
+        try:
+            value = start(stack)
+        except BaseException:
+            stack.close()
+            raise
+        self._key, self._stack, self._value = key, stack, value
+        return value
+
+    def release(self) -> None:
+        stack, self._stack, self._key, self._value = self._stack, None, None, None
+        if stack is not None:
+            stack.close()
+
+
+KEEPER = EngineKeeper()
+
+
+def settings_key(settings: EngineSettings, kind: str) -> str:
+    """What makes two engines the same, for sharing: everything but the namespace and the API's port."""
+    values = settings.model_dump(mode="json")
+    values["ray"].pop("namespace", None)
+    values["api"].pop("port", None)
+    return kind + json.dumps(values, sort_keys=True, default=str)
+
+
+def shared_engine(settings: EngineSettings) -> tuple[EngineSettings, EngineActors]:
+    """The kept engine if it runs on the same settings (its own settings, with its namespace), else a new
+    one on empty books, kept. Tests on a shared engine must not assume empty books."""
+    return KEEPER.get(settings_key(settings, "engine"),
+                      lambda stack: (settings, stack.enter_context(running_engine(settings))))  # fmt: skip
+
+
 @contextlib.contextmanager
 def running_engine(settings: EngineSettings, *, reset: bool = True) -> Iterator[EngineActors]:
     """The engine's actors on the session's Ray; ``reset``: on empty books (else on what the store holds)."""
+    KEEPER.release()  # never two engines at once
     if reset:
         reset_storage(settings)
     actors = start_engine_actors(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,7 +20,7 @@ from engine.settings import EngineSettings
 from serve.errors import EngineUnavailable
 from actors.gateway import RayGateway
 from runtime.api_services import ServicesFromSettings
-from tests.integration.engine_harness import base_settings, running_engine
+from tests.integration.engine_harness import base_settings, shared_engine
 from tests.integration.test_api import FAST, live_server, receive_all
 
 pytestmark = pytest.mark.integration
@@ -35,11 +35,13 @@ DEMO = [
 LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
 
 
+ENGINE_GROUP = "plain"  # shares its engine with test_engine_orders
+
+
 @pytest.fixture(scope="module")
-def engine(database_url: str, redis_url: str, ray_session: None) -> Iterator[EngineSettings]:
-    settings = base_settings(database_url, redis_url)
-    with running_engine(settings):
-        yield settings
+def engine(database_url: str, redis_url: str, ray_session: None) -> EngineSettings:
+    settings, _ = shared_engine(base_settings(database_url, redis_url))
+    return settings
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from tests.integration.engine_harness import (
     failures,
     history,
     run,
-    running_engine,
+    shared_engine,
     submit,
     wait_final,
 )
@@ -31,11 +31,12 @@ MIXED = [
 ]
 
 
+ENGINE_GROUP = "plain"  # shares its engine with test_api_engine: its books are not empty
+
+
 @pytest.fixture(scope="module")
 def fast_engine(database_url, redis_url, ray_session):
-    settings = base_settings(database_url, redis_url)
-    with running_engine(settings) as actors:
-        yield settings, actors
+    return shared_engine(base_settings(database_url, redis_url))
 
 
 def test_orders_are_routed_filled_and_every_step_recorded(fast_engine):
