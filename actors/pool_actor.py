@@ -9,6 +9,7 @@ most once however often a swap is redelivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -72,6 +73,7 @@ class PoolActor:
         self._lease: asyncio.TimerHandle | None = None
         # A held swap under way: its lease cannot end until the swap is written.
         self._held_swap = asyncio.Lock()
+        self._moved = asyncio.Event()  # set, and replaced, on every change: wakes those who ``watch``
 
     async def _ensure_loaded(self) -> Pool:
         if self._pool is None:
@@ -117,6 +119,16 @@ class PoolActor:
         pool = await self._ensure_loaded()
         version = f"{self._incarnation}:{self._version}"
         return version, None if known_version == version else pool.snapshot()
+
+    async def watch(self, known_version: str | None = None, wait_s: float = 20.0) -> tuple[str, dict[str, Any] | None]:
+        """``state_since``, once the state is no longer ``known_version`` (or ``wait_s`` passed: then the
+        snapshot is None). A follower keeps one such call open: it hears of every change at once, and of
+        this actor's death as the call failing."""
+        await self._ensure_loaded()
+        if known_version == f"{self._incarnation}:{self._version}":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._moved.wait(), wait_s)
+        return await self.state_since(known_version)
 
     async def snapshot(self) -> dict[str, Any]:
         pool = await self._ensure_loaded()
@@ -348,6 +360,8 @@ class PoolActor:
     def _changed(self) -> None:
         """The state moved: a new version for observers' caches, fresh metrics, a push to the watcher."""
         self._version += 1
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
         self._export_metrics()
         self._push()
 

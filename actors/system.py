@@ -86,7 +86,8 @@ def start_actors(
         pools, pool_tokens, connector, tokens, settings.routing, launchpad=pad
     )
     router = named(OrderRouter, ROUTER_NAME).remote(
-        {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing, pad
+        {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing, pad,
+        follow=settings.routing.follows(latency),
     )
     chain = None
     if settings.chain_on:

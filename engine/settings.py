@@ -67,6 +67,14 @@ class RoutingSettings(BaseModel):
     # A submitted swap that has not landed by then is dropped by the pool,
     # like a Solana transaction whose blockhash expired.
     tx_expiry_s: float = Field(20.0, gt=0)
+    # Follow the pools (each reports its state as it changes) instead of asking them per order;
+    # auto: when quotes take no simulated time (a simulated quote latency is the time of asking).
+    follow_pools: Literal["auto", "on", "off"] = "auto"
+
+    def follows(self, latency: LatencySettings) -> bool:
+        if self.follow_pools == "auto":
+            return latency.quote_s == 0 and latency.quote_jitter_s == 0
+        return self.follow_pools == "on"
 
     def policy(self) -> RoutingPolicy:
         return RoutingPolicy(self.allow_split, self.allow_two_hop, tuple(self.intermediates), self.max_price_impact_bps)

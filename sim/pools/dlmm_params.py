@@ -8,6 +8,7 @@ on-chain program (``get_price_from_id``, base and variable fee rates over
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ MAX_BASE_FACTOR = 65_535  # a u16 on chain
 LiquidityShape = Literal["spot", "curve"]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; every restore of a pool asks for its bins' prices again
 def price_from_id(bin_id: int, bin_step: int) -> int:
     """Q64.64 price of ``bin_id``, bit-exact with the program's ``get_price_from_id``.
 

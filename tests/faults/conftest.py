@@ -51,6 +51,9 @@ def fault_settings(database_url: str, redis_url: str, **overrides: Any) -> Engin
         latency={"quote_s": 0.01, "quote_jitter_s": 0.01, "execution_min_s": 0.1, "execution_max_s": 0.3},
         retry={"max_retries": 3, "base_delay_s": 0.3, "factor": 2.0},
         dispatch={"sweep_interval_s": 1.0},
+        # the router follows the pools (as it does with no quote latency): a killed pool is skipped
+        # as its followed call fails, and followed again once it is back
+        routing={"follow_pools": "on"},
     )
     values = merged(values, overrides)
     return base_settings(database_url, redis_url, **values)
