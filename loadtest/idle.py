@@ -3,6 +3,7 @@
     .venv/bin/python -m loadtest.idle                       # the defaults (market moving)
     .venv/bin/python -m loadtest.idle --profile zero        # no market, zero latencies
     .venv/bin/python -m loadtest.idle --set MARKET__TICK_S=1 --measure 60 --json out.json
+    .venv/bin/python -m loadtest.idle --pools-times 7       # 49 pools: each of the default 7, 7 times
 
 Starts ``dexengine up`` in a world of its own (``loadtest.engine_process``),
 times start → first healthy answer, lets it settle, then measures the CPU
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 from loadtest.benchmark.machine import machine
 from loadtest.benchmark.processes import memory_by_role, started_meter
 from loadtest.engine_process import PROFILES, EngineProcess
+from loadtest.market_copies import write_copied_market
 
 
 def measure_idle(settings: dict[str, str], *, settle_s: float, measure_s: float) -> dict[str, Any]:
@@ -48,8 +51,13 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
         f"idle CPU of the stack           {cpu['engineCores']:.3f} cores over {cpu['seconds']:.0f} s"
         f" (machine {cpu['machineCores']:.2f}, this meter {cpu['clientCores']:.3f})",
         f"memory of the stack ({memory['kind']})      {memory['totalMB']:.0f} MB in {memory['processes']} processes",
-        "by role:",
     ]
+    pools, pool_memory = cpu["engineByRole"].get("actors: pools"), memory["byRole"].get("actors: pools")
+    if pools is not None and pool_memory and pool_memory.get("processes"):
+        n = pool_memory["processes"]
+        lines.append(f"per pool actor                  {1000 * pools / n:.1f} ms of CPU a second, "
+                     f"{pool_memory['MB'] / n:.1f} MB ({n} pools)")  # fmt: skip
+    lines.append("by role:")
     by_memory = memory["byRole"]
     for label, cores in sorted(cpu["engineByRole"].items(), key=lambda item: -item[1]):
         held = by_memory.get(label, {})
@@ -65,9 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=20.0, help="seconds before measuring")
     parser.add_argument("--measure", type=float, default=30.0, help="seconds measured")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--pools-times", type=int, default=1, metavar="N",
+                        help="each pool of the default market N times (7: 49 pools)")  # fmt: skip
     args = parser.parse_args(argv)
     settings = dict(PROFILES[args.profile])
     settings.update(dict(item.split("=", 1) for item in args.set))
+    if args.pools_times > 1:
+        market = write_copied_market(args.pools_times, Path(tempfile.mkdtemp(prefix="dexengine-market-")))
+        settings["MARKET__CONFIG"] = str(market)
     figures = measure_idle(settings, settle_s=args.settle, measure_s=args.measure)
     figures.update(profile=args.profile, settings=settings, machine=machine())
     print("\n".join(report_lines(figures)))
