@@ -143,7 +143,8 @@ async def order_events(
             event: dict[str, Any] | None = {}
             if live.ok:
                 try:
-                    event = await asyncio.wait_for(live.queue.get(), wait)
+                    async with asyncio.timeout(wait):  # not wait_for: that makes a task per event
+                        event = await live.queue.get()
                 except TimeoutError:
                     event = {}  # nothing for a while: check PostgreSQL
                 if event is None:  # the subscription ended (Redis went away)
