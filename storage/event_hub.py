@@ -8,8 +8,8 @@ listeners of its order and to the every-order ones (:mod:`storage.fanout`).
 event published afterwards is delivered. Subscribing and unsubscribing are
 local (no Redis round trip) once the hub is up.
 
-The connection does not reconnect by itself: redis-py's retry would resubscribe
-silently and the events published meanwhile would be lost unseen. When it
+The connection never retries: a redis-py client with retries resubscribes
+silently, and the events published meanwhile would be lost unseen. When it
 breaks, every listener ends with ``SubscriptionLost`` (its follower re-reads
 PostgreSQL), and the next subscribe opens a new connection, one for all the
 subscribers that ask at the same time.
