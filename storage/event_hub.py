@@ -68,7 +68,7 @@ class EventHub:
         self._failed_at = float("-inf")
         self._failure: BaseException | None = None
         self._closed = False
-        self.connections = 0  # opened so far (a figure for tests and benchmarks)
+        self.connections = 0  # connections tried so far (a figure for tests and benchmarks)
 
     @property
     def listeners(self) -> int:
