@@ -821,6 +821,8 @@ async def test_ws_subscribes_again_once_redis_is_back(env: Env) -> None:
 
 
 async def test_ws_rides_out_the_loss_of_its_hubs_subscription_and_follows_through_a_new_one(env: Env) -> None:
+    from tests.integration.test_event_hub import kill_hub_connections
+
     services = env.services(options=ApiSettings(ws_poll_s=0.3, ws_resubscribe_s=0.3))
     hub = services.bus.hub
     async with live_server(services) as host:
@@ -830,7 +832,7 @@ async def test_ws_rides_out_the_loss_of_its_hubs_subscription_and_follows_throug
             await env.step(order_id, S.ROUTING)
             assert statuses(await receive(ws, 1)) == [(2, "routing")]
             assert (hub.connections, hub.listeners) == (1, 1)
-            await env.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            assert await kill_hub_connections(env.redis) == 1
             for _ in range(100):  # the stream polls PostgreSQL, then subscribes again: a new connection
                 if hub.connections == 2 and hub.listeners == 1:
                     break
