@@ -75,6 +75,13 @@ class ChainOff(EngineUnavailable):
     """The engine runs without the simulated chain (zero-latency mode), or the API runs alone."""
 
 
+class SubscriptionLost(Exception):
+    """A live event subscription ended: its Redis connection went away, or its reader fell too far behind.
+
+    Events are published after they are committed, so nothing is lost: the follower re-reads the store.
+    """
+
+
 class TokenExists(Exception):
     """A launch named a token (symbol or mint) that exists already."""
 

@@ -70,6 +70,9 @@ class EventFeed(Protocol):
 
 
 class EventSubscriptions(Protocol):
+    """Live events, decoded. Once a context yields, every event published afterwards is delivered, until
+    its iterator ends or raises (``engine.errors.SubscriptionLost`` when the connection or the reader fails)."""
+
     def subscribe(self, order_id: str) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]: ...
 
     def subscribe_all(self) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]: ...

@@ -21,6 +21,7 @@ from engine.settings import ApiSettings, EngineSettings
 from serve.services import Services
 from sim.tokens import TokenRegistry
 from storage.db import open_pool
+from storage.event_hub import EventHub, HubFeed
 from storage.events import EventBus
 from storage.keys import KeyStore
 from storage.market import LaunchStore
@@ -48,13 +49,16 @@ async def open_services(
     """Open the pool and the Redis client, and wire the stores on them."""
     closers: list[Callable[[], Awaitable[Any]]] = [engine.close]
     # Commands get a socket timeout (a hung Redis must not hang a request);
-    # subscriptions get a client of their own without one, because a
-    # subscriber legitimately waits for minutes (older redis-py applies
-    # socket_timeout to pub/sub reads too).
+    # publishing keeps a client of its own, as before. This process's
+    # WebSockets follow events through one subscription, the hub's, on a
+    # connection without a socket timeout (a subscriber legitimately waits
+    # for minutes).
     redis = aioredis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=30)
     closers.append(redis.aclose)
     pubsub_redis = aioredis.from_url(redis_url, socket_connect_timeout=2.0, health_check_interval=30)
     closers.append(pubsub_redis.aclose)
+    hub = EventHub(redis_url)
+    closers.append(hub.aclose)
     try:
         db = await open_pool(database_url, min_size=db_min_size, max_size=db_max_size, timeout=db_timeout_s)
     except BaseException:
@@ -68,7 +72,7 @@ async def open_services(
     return Services(
         store=OrderStore(db),
         queue=OrderQueue(redis),
-        bus=EventBus(pubsub_redis),
+        bus=HubFeed(EventBus(pubsub_redis), hub),
         health=StoreHealthChecks(db, redis),
         windows=RedisRateWindows(redis),
         tokens=tokens,

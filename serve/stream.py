@@ -1,6 +1,7 @@
 """An order's status stream over a WebSocket: replay, then live, no gaps, no duplicates.
 
-1. Subscribe to the order's Redis channel (confirmed by Redis before going on).
+1. Subscribe to the order's live events (the process's one Redis subscription,
+   ``storage.event_hub``, confirmed by Redis before going on).
 2. Replay the history from PostgreSQL.
 3. Forward live events. An event whose ``seq`` was already sent is dropped;
    one that skips ahead makes the stream re-read PostgreSQL from the last
@@ -10,8 +11,8 @@
    still arrives, late.
 4. After the final event (confirmed or failed) close with 1000.
 
-Redis failing at any point degrades the stream to polling PostgreSQL; it
-never loses an event.
+Redis failing at any point, or a client too slow to keep up with its live
+events, degrades the stream to polling PostgreSQL; it never loses an event.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from engine.errors import SubscriptionLost
 from serve.auth import accepted_subprotocol
 from sim.orders import FINAL_STATUSES
 
@@ -54,8 +56,11 @@ def close_reason(text: str) -> str:
     return raw[:120].decode(errors="ignore") + "..."
 
 
+LIVE_BUFFER = 1000  # live events waiting for a slow client; past it the stream re-reads PostgreSQL
+
+
 class _Live:
-    """Pumps a Redis subscription into a queue; ``None`` in the queue means it ended."""
+    """Pumps a Redis subscription into a queue (bounded: ``LIVE_BUFFER``); ``None`` in it means it ended."""
 
     def __init__(self, bus: Any, order_id: str) -> None:
         self.bus = bus
@@ -77,9 +82,15 @@ class _Live:
                 self.ok = True
                 self.ready.set()
                 async for event in events:
+                    if self.queue.qsize() >= LIVE_BUFFER:
+                        log.info("order %s: the client is %d events behind; re-reading PostgreSQL",
+                                 self.order_id, LIVE_BUFFER)  # fmt: skip
+                        break
                     self.queue.put_nowait(event)
         except asyncio.CancelledError:
             raise
+        except SubscriptionLost as exc:  # the process's subscription went (its hub says so, once)
+            log.info("order %s: %s; polling PostgreSQL", self.order_id, exc)
         except Exception as exc:  # noqa: BLE001 — Redis down: the stream polls PostgreSQL
             log.warning("order %s: live events unavailable (%s); polling PostgreSQL", self.order_id, exc)
         finally:
@@ -132,7 +143,8 @@ async def order_events(
             event: dict[str, Any] | None = {}
             if live.ok:
                 try:
-                    event = await asyncio.wait_for(live.queue.get(), wait)
+                    async with asyncio.timeout(wait):  # not wait_for: that makes a task per event
+                        event = await live.queue.get()
                 except TimeoutError:
                     event = {}  # nothing for a while: check PostgreSQL
                 if event is None:  # the subscription ended (Redis went away)

@@ -5,7 +5,8 @@ through a real uvicorn server on 127.0.0.1 (a free port) in the test's event
 loop, with the ``websockets`` client. The engine port is ``LocalGateway``:
 the same ``sim`` routing the router actor runs, on in-process pools; an
 executor is simulated by committing transitions with ``OrderStore`` and
-publishing them with ``EventBus``, exactly as the executor actors do.
+publishing them with ``EventBus``, exactly as the executor actors do; the app
+follows them through its ``EventHub``, as a replica does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from engine.local_gateway import LocalGateway
 from engine.settings import ApiSettings
 from serve.services import Services
 from sim.orders import OrderStatus
+from storage.event_hub import EventHub, HubFeed
 from storage.events import EventBus
 from storage.orders import OrderStore
 from storage.connect import StoreHealthChecks
@@ -64,9 +66,11 @@ def dead_port() -> int:
 class Env:
     """The services of one test, and helpers to look at what they stored."""
 
-    def __init__(self, db: AsyncConnectionPool, redis: aioredis.Redis, prefix: str, gateway: LocalGateway) -> None:
+    def __init__(self, db: AsyncConnectionPool, redis: aioredis.Redis, prefix: str, gateway: LocalGateway,
+                 redis_url: str | None = None) -> None:  # fmt: skip
         self.db = db
         self.redis = redis
+        self.redis_url = redis_url  # given: the app follows events through a hub of its own on it
         self.gateway = gateway
         self.store = OrderStore(db)
         self.bus = EventBus(redis)
@@ -83,6 +87,9 @@ class Env:
             "engine": self.gateway,
             "options": options,
         }
+        if self.redis_url is not None and "bus" not in overrides:
+            hub = EventHub(self.redis_url)
+            values["bus"], values["closers"] = HubFeed(self.bus, hub), [hub.aclose]
         values.update(overrides)
         return Services(**values)
 
@@ -107,8 +114,9 @@ class Env:
 
 
 @pytest.fixture
-async def env(db: AsyncConnectionPool, redis_client: aioredis.Redis, rkey: str, gateway: LocalGateway) -> Env:
-    return Env(db, redis_client, rkey, gateway)
+async def env(db: AsyncConnectionPool, redis_client: aioredis.Redis, rkey: str, gateway: LocalGateway,
+              redis_url: str) -> Env:  # fmt: skip
+    return Env(db, redis_client, rkey, gateway, redis_url)
 
 
 def factory(services: Services) -> Callable[[], Awaitable[Services]]:
@@ -756,10 +764,14 @@ async def test_ws_a_lost_last_event_still_arrives_by_polling(env: Env, server: s
     assert ws.close_code == 1000
 
 
-async def test_ws_without_redis_streams_from_postgresql(env: Env) -> None:
-    dead = aioredis.Redis(host="127.0.0.1", port=dead_port(), socket_connect_timeout=0.5)
+@pytest.mark.parametrize("follow", ["hub", "bus"])
+async def test_ws_without_redis_streams_from_postgresql(env: Env, follow: str) -> None:
+    port = dead_port()
+    dead = aioredis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    hub = EventHub(f"redis://127.0.0.1:{port}")
+    bus = HubFeed(EventBus(dead), hub) if follow == "hub" else EventBus(dead)
     try:
-        async with live_server(env.services(bus=EventBus(dead))) as host:
+        async with live_server(env.services(bus=bus, closers=[hub.aclose])) as host:
             order_id = (await env.store.create_order(_new_order()))[0].id
             async with websockets.connect(f"ws://{host}/api/orders/{order_id}/ws") as ws:
                 assert statuses(await receive(ws, 1)) == [(1, "pending")]
@@ -805,6 +817,31 @@ async def test_ws_subscribes_again_once_redis_is_back(env: Env) -> None:
                 await env.step(order_id, status)
             rest = await receive_all(ws)
     assert statuses(rest) == [(2, "routing"), (3, "building"), (4, "submitted"), (5, "confirmed")]
+    assert ws.close_code == 1000
+
+
+async def test_ws_rides_out_the_loss_of_its_hubs_subscription_and_follows_through_a_new_one(env: Env) -> None:
+    from tests.integration.test_event_hub import kill_hub_connections
+
+    services = env.services(options=ApiSettings(ws_poll_s=0.3, ws_resubscribe_s=0.3))
+    hub = services.bus.hub
+    async with live_server(services) as host:
+        order_id = (await env.store.create_order(_new_order()))[0].id
+        async with websockets.connect(f"ws://{host}/api/orders/{order_id}/ws") as ws:
+            assert statuses(await receive(ws, 1)) == [(1, "pending")]
+            await env.step(order_id, S.ROUTING)
+            assert statuses(await receive(ws, 1)) == [(2, "routing")]
+            assert (hub.connections, hub.listeners) == (1, 1)
+            assert await kill_hub_connections(env.redis) == 1
+            for _ in range(100):  # the stream polls PostgreSQL, then subscribes again: a new connection
+                if hub.connections == 2 and hub.listeners == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert (hub.connections, hub.listeners) == (2, 1)
+            for status in (S.BUILDING, S.SUBMITTED, S.CONFIRMED):
+                await env.step(order_id, status)
+            rest = await receive_all(ws)
+    assert statuses(rest) == [(3, "building"), (4, "submitted"), (5, "confirmed")]
     assert ws.close_code == 1000
 
 

@@ -41,8 +41,9 @@ def gateway() -> LocalGateway:
 
 
 @pytest.fixture
-async def env(db: AsyncConnectionPool, redis_client: aioredis.Redis, rkey: str, gateway: LocalGateway) -> Env:
-    return Env(db, redis_client, rkey, gateway)
+async def env(db: AsyncConnectionPool, redis_client: aioredis.Redis, rkey: str, gateway: LocalGateway,
+              redis_url: str) -> Env:  # fmt: skip
+    return Env(db, redis_client, rkey, gateway, redis_url)
 
 
 class Keys:
