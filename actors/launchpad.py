@@ -18,6 +18,7 @@ from typing import Any
 import ray
 
 from actors.market_maker import MARKET_NAME
+from actors.placement import Placement
 from actors.pool_actor import PoolActor, pool_actor_name
 from actors.trigger_book import TRIGGER_BOOK_NAME
 from engine.errors import LaunchRefused, TokenExists
@@ -34,8 +35,11 @@ log = logging.getLogger(__name__)
 class Launchpad:
     def __init__(self, connector: Connector, tokens: TokenRegistry, router: Any, executors: list[Any],
                  latency: LatencySettings, faults: FaultSettings, seed: int, namespace: str,
-                 detached: bool = False) -> None:  # fmt: skip
+                 detached: bool = False, *, placement: Placement | None = None,
+                 first_pool: int = 0) -> None:  # fmt: skip
         self._connector, self._tokens = connector, tokens
+        # launched pools take their turn on the nodes after the genesis pools
+        self._placement, self._next_pool = placement or Placement(), first_pool
         self._router, self._executors = router, executors
         self._latency, self._faults, self._seed = latency, faults, seed
         self._namespace, self._detached = namespace, detached
@@ -89,6 +93,8 @@ class Launchpad:
         options = {"name": pool_actor_name(pool_id), "namespace": self._namespace, "get_if_exists": True}
         if self._detached:
             options["lifetime"] = "detached"
+        options.update(self._placement.options(self._next_pool))
+        self._next_pool += 1
         handle = PoolActor.options(**options).remote(
             pool_id, genesis.snapshot(), self._connector, self._latency, self._faults, self._seed,
             (TRIGGER_BOOK_NAME, self._namespace),

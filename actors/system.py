@@ -17,6 +17,7 @@ from actors.chain import CHAIN_NAME, ChainActor
 from actors.dispatcher import DISPATCHER_NAME, Dispatcher
 from actors.executor import OrderExecutor, executor_name, lifecycle_config
 from actors.market_maker import MARKET_NAME, MarketMaker
+from actors.placement import Placement, placement_for
 from actors.pool_actor import PoolActor, pool_actor_name
 from actors.router import ROUTER_NAME, OrderRouter
 from actors.launched import LAUNCHPAD_NAME
@@ -40,6 +41,7 @@ class EngineActors:
     triggers: Any = None
     launchpad: Any = None
     chain: Any = None
+    placement: Placement = field(default_factory=Placement)  # where the pools and executors were sent
 
     def all(self) -> list[Any]:
         handles = [*self.pools.values(), self.router, *self.executors, self.dispatcher]
@@ -67,18 +69,20 @@ def start_actors(
         latency = latency.model_copy(update={"execution_min_s": 0.0, "execution_max_s": 0.0})
     market_config = load_market_config(settings.market.config)
     genesis_pools = build_pools(market_config)
+    placement = placement_for(settings.ray)  # pools and executors over the nodes, when there are several
 
     def named(cls: Any, name: str, **options: Any) -> Any:
         lifetime = "detached" if detached else None
+        options = {**placement.on_head(), **options}  # a singleton unless told where (pools, executors)
         return cls.options(name=name, namespace=ns, get_if_exists=True, lifetime=lifetime, **options)
 
     # Every process of the engine starts at once (each costs an interpreter and Ray's import); what
     # must come in order — launched pools restored before anything trades — comes after.
     pools = {
-        p.pool_id: named(PoolActor, pool_actor_name(p.pool_id)).remote(
+        p.pool_id: named(PoolActor, pool_actor_name(p.pool_id), **placement.options(i)).remote(
             p.pool_id, p.snapshot(), connector, latency, settings.faults, seed, (TRIGGER_BOOK_NAME, ns)
         )
-        for p in genesis_pools
+        for i, p in enumerate(genesis_pools)
     }
     pool_tokens = {p.pool_id: (p.token_x.symbol, p.token_y.symbol) for p in genesis_pools}
     pad = (LAUNCHPAD_NAME, ns)  # whom a restarted actor asks for the pools launched meanwhile
@@ -102,13 +106,14 @@ def start_actors(
     slots = dispatch.slots_per_executor()
     executors = [
         # a few calls beyond the slots: ready(), and the dispatcher's next run while one ends
-        named(OrderExecutor, executor_name(i), max_concurrency=n + 4).remote(
+        named(OrderExecutor, executor_name(i), max_concurrency=n + 4, **placement.options(i)).remote(
             i, router, pools, tokens, connector, lifecycle, seed, n, triggers, ns, chain
         )
         for i, n in enumerate(slots)
     ]
     launchpad = named(Launchpad, LAUNCHPAD_NAME).remote(
-        connector, tokens, router, executors, latency, settings.faults, seed, ns, detached
+        connector, tokens, router, executors, latency, settings.faults, seed, ns, detached,
+        placement=placement, first_pool=len(genesis_pools),
     )
     chain_ready = [chain.ready.remote()] if chain is not None else []
     ray.get([*(h.ready.remote() for h in pools.values()), triggers.ready.remote(),
@@ -125,7 +130,7 @@ def start_actors(
     if settings.market.enabled:
         market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True, launchpad=pad)
         ray.get(market.start.remote())
-    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers, launchpad, chain)
+    return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers, launchpad, chain, placement)
 
 
 def launched_pool_handles(launchpad: Any) -> list[Any]:

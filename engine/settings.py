@@ -179,9 +179,17 @@ class ApiSettings(BaseModel):
 
 
 class RaySettings(BaseModel):
-    """The Ray the engine runs on: its namespace, and the local cluster's size when we start one."""
+    """The Ray the engine runs on: its namespace, where its actors go, and the local cluster's size when we
+    start one."""
 
     namespace: str = "dexengine"
+    # Pools and executors over the cluster's nodes: "auto" = on when more than one node is alive as the
+    # engine starts; "on"; "off": wherever Ray puts them. The singletons go wherever Ray puts them.
+    spread: Literal["auto", "on", "off"] = "auto"
+    # Actors stay where they are created: on a cluster whose nodes come up after the engine starts (a
+    # KubeRay head before its workers), wait until this many nodes are alive (at most min_nodes_wait_s).
+    min_nodes: int = Field(0, ge=0)
+    min_nodes_wait_s: float = Field(300.0, ge=0)
     num_cpus: int = Field(2, ge=1)
     object_store_mb: int = Field(384, ge=80)
     dashboard: bool = True

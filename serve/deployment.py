@@ -19,6 +19,10 @@ from serve.services import ServicesFactory
 APP_NAME = "dexengine"
 DEPLOYMENT_NAME = "api"
 MAX_ONGOING_REQUESTS = 2000
+# One proxy, on the head: the API's address is the head's on any cluster. Serve's default, a proxy on
+# every node with a replica, would also bind api.host:port on the other nodes (two nodes of one machine
+# cannot); the replicas still go wherever Serve puts them.
+PROXY_LOCATION = "HeadOnly"
 
 
 def build_application(services: ServicesFactory, *, replicas: int = 1) -> Any:
@@ -45,5 +49,5 @@ def build_application(services: ServicesFactory, *, replicas: int = 1) -> Any:
 
 def run_serve(settings: EngineSettings, services: ServicesFactory, *, blocking: bool = False) -> None:
     """Start Serve's proxy on the configured address and deploy the API (idempotent)."""
-    serve.start(http_options={"host": settings.api.host, "port": settings.api.port})
+    serve.start(proxy_location=PROXY_LOCATION, http_options={"host": settings.api.host, "port": settings.api.port})
     serve.run(build_application(services), name=APP_NAME, route_prefix="/", blocking=blocking)
