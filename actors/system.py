@@ -26,7 +26,7 @@ from actors.trigger_book import TRIGGER_BOOK_NAME, TriggerBookActor
 from engine.chain_config import chain_config_with
 from engine.config import build_pools, load_market_config
 from engine.ports import Connector
-from engine.settings import EngineSettings
+from engine.settings import DispatchSettings, EngineSettings
 from sim.tokens import TokenRegistry
 
 
@@ -93,15 +93,7 @@ def start_actors(
         {pid: {"tokens": list(pool_tokens[pid]), "handle": h} for pid, h in pools.items()}, settings.routing, pad,
         follow=settings.routing.follows(latency),
     )
-    chain = None
-    if settings.chain_on:
-        config = chain_config_with(settings.chain.config, settings.chain.overrides)
-        # The genesis is an argument: a restarted chain actor is the same chain (slots, blockhashes).
-        # A minute before now, so that the first orders find recent fees to bid from.
-        genesis = float(int(time.time()) - 60)
-        chain = named(ChainActor, CHAIN_NAME).remote(config, seed, genesis, pools, ns)
-        window_s = config.chain.blockhash_valid_blocks * config.chain.slot_s / (1 - config.chain.skip_rate)
-        dispatch = dispatch.model_copy(update={"run_timeout_s": max(dispatch.run_timeout_s, 2 * window_s + 30)})
+    chain, dispatch = _chain_actor(settings, named, pools) if settings.chain_on else (None, dispatch)
     lifecycle = lifecycle_config(settings.retry, latency, settings.routing)
     slots = dispatch.slots_per_executor()
     executors = [
@@ -131,6 +123,18 @@ def start_actors(
         market = named(MarketMaker, MARKET_NAME).remote(pools, settings.market, seed, autostart=True, launchpad=pad)
         ray.get(market.start.remote())
     return EngineActors(pools, router, executors, dispatcher, market, pool_tokens, triggers, launchpad, chain, placement)
+
+
+def _chain_actor(settings: EngineSettings, named: Any, pools: dict[str, Any]) -> tuple[Any, DispatchSettings]:
+    """The chain actor, and the dispatch settings with a run timeout that outlasts a blockhash's window."""
+    config = chain_config_with(settings.chain.config, settings.chain.overrides)
+    # The genesis is an argument: a restarted chain actor is the same chain (slots, blockhashes).
+    # A minute before now, so that the first orders find recent fees to bid from.
+    genesis = float(int(time.time()) - 60)
+    chain = named(ChainActor, CHAIN_NAME).remote(config, settings.seed, genesis, pools, settings.ray.namespace)
+    window_s = config.chain.blockhash_valid_blocks * config.chain.slot_s / (1 - config.chain.skip_rate)
+    dispatch = settings.dispatch
+    return chain, dispatch.model_copy(update={"run_timeout_s": max(dispatch.run_timeout_s, 2 * window_s + 30)})
 
 
 def launched_pool_handles(launchpad: Any) -> list[Any]:

