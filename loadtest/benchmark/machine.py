@@ -31,6 +31,25 @@ def cpu_model() -> str:
     return model
 
 
+def dirty_files(porcelain: str) -> list[str]:
+    """The paths ``git status --porcelain`` names (untracked files too): empty for a clean tree."""
+    return [line[3:].strip() for line in porcelain.splitlines() if line.strip()]
+
+
+def tree_state() -> dict[str, Any]:
+    """The commit the run is on and whether the tree is clean (else the files that are not)."""
+    dirty = dirty_files(_git("status", "--porcelain"))
+    return {"commit": _git("rev-parse", "--short", "HEAD") or "unknown", "clean": not dirty, "dirty": dirty}
+
+
+def tree_text(tree: dict[str, Any]) -> str:
+    """``abc1234, clean tree`` or ``abc1234 with uncommitted changes: a, b``."""
+    if tree["clean"]:
+        return f"{tree['commit']}, clean tree"
+    shown = ", ".join(tree["dirty"][:12]) + (f" and {len(tree['dirty']) - 12} more" if len(tree["dirty"]) > 12 else "")
+    return f"{tree['commit']} with uncommitted changes (not a clean tree): {shown}"
+
+
 def machine() -> dict[str, Any]:
     import ray
 
