@@ -10,6 +10,7 @@ nothing sent: every CPU second is background work, and the PSS of the whole stac
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,22 @@ from loadtest.market_copies import write_copied_market
 MARKET_STILL = {"MARKET__ENABLED": "false"}
 POOLS_TIMES = 7
 MOVING, STILL = "market moving", "market still"
+UP_IN = re.compile(r"engine up in ([\d.]+)s")
+
+
+def engine_up_s(log_text: str) -> float | None:
+    """What ``dexengine up`` says its start took (servers, schema, Ray, actors, Serve), from its log."""
+    found = UP_IN.search(log_text)
+    return float(found.group(1)) if found else None
 
 
 async def measured(name: str, settings: dict[str, str], settle_s: float, measure_s: float, logs: Path) -> dict[str, Any]:
     log(f"{name}: starting an engine, then {settle_s:.0f} s to settle and {measure_s:.0f} s measured at rest")
+    log_path = logs / f"engine-{name.replace(' ', '-').replace('(', '').replace(')', '')}.log"
     figures = await asyncio.to_thread(measure_idle, settings, settle_s=settle_s, measure_s=measure_s,
-                                      log_path=logs / f"engine-{name.replace(' ', '-')}.log")  # fmt: skip
+                                      log_path=log_path)  # fmt: skip
     figures["settings"] = settings
+    figures["engineUpS"] = engine_up_s(log_path.read_text(errors="replace")) if log_path.exists() else None
     log(f"{name}: up in {figures['startToHealthyS']} s; idle {figures['cpu']['engineCores']:.3f} cores, "
         f"{figures['memory']['totalMB']:.0f} MB {figures['memory']['kind']}")  # fmt: skip
     return figures

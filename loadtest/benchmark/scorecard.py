@@ -138,9 +138,11 @@ def start_score(data: dict[str, Any]) -> Score:
     t = moving["startToHealthyS"]
     others = {k: v for k, v in (data.get("starts") or {}).items() if v is not None}
     value = f"{t:.1f} s (defaults)" + (f"; other engines of this run: {top(others, 6, ' s', 1)}" if others else "")
-    return Score(s.measure, s.filed, s.must, s.goal, value, verdict([t <= 15], [t <= 10]), "–",
-                 "the start's steps (servers → schema → Ray → actors → Serve) are not timed apart here: see the "
-                 "engines' logs")  # fmt: skip
+    up = moving.get("engineUpS")
+    why = (f"`dexengine up` says {up:.1f} s (servers → schema → Ray → actors → Serve; not timed apart here); the "
+           f"other {t - up:.1f} s: the child's Python start and imports, the first /health" if up is not None else
+           "the start's steps (servers → schema → Ray → actors → Serve) are not timed apart here")  # fmt: skip
+    return Score(s.measure, s.filed, s.must, s.goal, value, verdict([t <= 15], [t <= 10]), "–", why)
 
 
 def watchers_score(data: dict[str, Any]) -> Score:

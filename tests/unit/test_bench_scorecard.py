@@ -240,3 +240,14 @@ def test_quick_leaves_pools49_out_unless_asked() -> None:
         args = parser.parse_args(argv)
         cli.settle_options(parser, args)
         assert ("pools49" in args.phases) is has_pools
+
+
+def test_the_start_row_says_what_the_engine_itself_took() -> None:
+    from loadtest.benchmark.at_rest import engine_up_s
+
+    assert engine_up_s("starting...\n\nengine up in 17.4s\n  API  http://127.0.0.1:8123\n") == 17.4
+    assert engine_up_s("starting...\n") is None
+    data = recorded_run()
+    data["idle"]["market moving"]["engineUpS"] = 17.4
+    row = by_measure(data)[ISSUE_ROWS[5]]
+    assert "`dexengine up` says 17.4 s" in row.limited_by and "the other 3.7 s" in row.limited_by
