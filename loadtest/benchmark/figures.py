@@ -17,12 +17,12 @@ def seed_rows(data: dict[str, Any]) -> list[Row]:
     rows = []
     seed = data.get("seed")
     if seed:
-        rows.append(("1", "seed defaults: sustained throughput", f"{seed['throughputPerS']}/s ({seed['throughputPerMin']}/min)",
+        rows.append(("1", "seed defaults: sustained throughput", f"{seed['throughputPerS']}/s ({seed['throughputPerMin']}/min; client {seed['cpu']['clientCores']:.2f} cores)",
                      f"{seed['limitPerS']}/s = min(rate {seed['rateLimitPerS']}/s, executors/order time {seed['executorBoundPerS']}/s); goal ≥ 0.97",
                      fmt(seed["ratio"], 3), seed["limitedBy"]))  # fmt: skip
     eb = data.get("executorBound")
     if eb:
-        rows.append(("1b", "seed latencies, no rate limit", f"{eb['throughputPerS']}/s",
+        rows.append(("1b", "seed latencies, no rate limit", f"{eb['throughputPerS']}/s (client {eb['cpu']['clientCores']:.2f} cores)",
                      f"{eb['executorBoundPerS']}/s = executors / {eb['meanOrderS']} s", fmt(eb["ratio"], 3),
                      "executors × order time"))  # fmt: skip
     return rows
@@ -35,7 +35,8 @@ def ceiling_rows(data: dict[str, Any]) -> list[Row]:
     un = c["unloaded"]
     at = c["atCeiling"]
     return [
-        ("2", "engine ceiling: orders/s end to end", f"{c['throughputPerS']}/s", "–", "–",
+        ("2", "engine ceiling: orders/s end to end", f"{c['throughputPerS']}/s (client {c['cpu']['clientCores']:.2f} cores)", "–",
+         fmt((c.get("perIngress") or {}).get("perHttp"), 3) + " (÷ trivial HTTP req/s)",
          data.get("ceilingLimitedBy", "CPU (see §2)")),
         ("2", "engine overhead per order (unloaded) p50 / p99",
          f"{fmt(un['e2eMs']['p50'])} / {fmt(un['e2eMs']['p99'])} ms", "–", "–",
