@@ -14,12 +14,12 @@ import psutil
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, strip: bool = True) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              timeout=10).stdout.strip()  # fmt: skip
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
+    return out.strip() if strip else out
 
 
 def cpu_model() -> str:
@@ -33,12 +33,13 @@ def cpu_model() -> str:
 
 def dirty_files(porcelain: str) -> list[str]:
     """The paths ``git status --porcelain`` names (untracked files too): empty for a clean tree."""
-    return [line[3:].strip() for line in porcelain.splitlines() if line.strip()]
+    # each line is "XY path": two status letters (either may be a space), a space, the path
+    return [line[3:].strip() for line in porcelain.splitlines() if len(line) > 3]
 
 
 def tree_state() -> dict[str, Any]:
     """The commit the run is on and whether the tree is clean (else the files that are not)."""
-    dirty = dirty_files(_git("status", "--porcelain"))
+    dirty = dirty_files(_git("status", "--porcelain", strip=False))
     return {"commit": _git("rev-parse", "--short", "HEAD") or "unknown", "clean": not dirty, "dirty": dirty}
 
 

@@ -223,7 +223,8 @@ def test_the_scorecard_names_the_commit_and_a_dirty_tree() -> None:
 
 def test_dirty_files_come_from_git_status_porcelain() -> None:
     assert dirty_files("") == []
-    assert dirty_files(" M loadtest/idle.py\n?? loadtest/results/x.json\n") == ["loadtest/idle.py", "loadtest/results/x.json"]
+    assert dirty_files(" M loadtest/idle.py\n?? loadtest/results/x.json\nM  README.md\n") == [
+        "loadtest/idle.py", "loadtest/results/x.json", "README.md"]
 
 
 def test_require_clean_refuses_to_start_on_a_dirty_tree(monkeypatch: pytest.MonkeyPatch,
@@ -251,3 +252,11 @@ def test_the_start_row_says_what_the_engine_itself_took() -> None:
     data["idle"]["market moving"]["engineUpS"] = 17.4
     row = by_measure(data)[ISSUE_ROWS[5]]
     assert "`dexengine up` says 17.4 s" in row.limited_by and "the other 3.7 s" in row.limited_by
+
+
+def test_a_busy_machine_is_noted_for_the_phases_at_rest_too() -> None:
+    from loadtest.benchmark.figures import notes
+
+    data = recorded_run()
+    data["idle"]["market moving"]["cpu"]["otherCores"] = 0.45
+    assert any("idle (market moving) phase other processes used 0.45 cores" in n for n in notes(data))
