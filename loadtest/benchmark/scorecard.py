@@ -223,7 +223,10 @@ def scorecard(data: dict[str, Any]) -> list[Score]:
 def scorecard_lines(data: dict[str, Any]) -> list[str]:
     """The rows as a Markdown table, headed by the code they ran on."""
     tree = data.get("tree")
-    code = "clean tree" if tree and tree["clean"] else "NOT a clean tree: no figure here may go into the README"
+    if tree is None:
+        code = "the tree's state was not recorded (a report from before it was): no figure here may go into the README"
+    else:
+        code = "clean tree" if tree["clean"] else "NOT a clean tree: no figure here may go into the README"
     lines = [f"## The issue's rows (commit {tree['commit'] if tree else data['machine']['commit']}, {code}"
              f"{'; --quick: shorter windows' if data.get('quick') else ''})", "",
              "| measure | at filing | measured | must | goal | against the must | ratio | limited by |",

@@ -260,3 +260,9 @@ def test_a_busy_machine_is_noted_for_the_phases_at_rest_too() -> None:
     data = recorded_run()
     data["idle"]["market moving"]["cpu"]["otherCores"] = 0.45
     assert any("idle (market moving) phase other processes used 0.45 cores" in n for n in notes(data))
+
+
+def test_a_report_from_before_the_tree_was_recorded_is_not_taken_for_clean() -> None:
+    data = recorded_run()
+    del data["tree"]
+    assert "the tree's state was not recorded" in scorecard_lines(data)[0]
