@@ -35,8 +35,12 @@ def engine_up_s(log_text: str) -> float | None:
 async def measured(name: str, settings: dict[str, str], settle_s: float, measure_s: float, logs: Path) -> dict[str, Any]:
     log(f"{name}: starting an engine, then {settle_s:.0f} s to settle and {measure_s:.0f} s measured at rest")
     log_path = logs / f"engine-{name.replace(' ', '-').replace('(', '').replace(')', '')}.log"
-    figures = await asyncio.to_thread(measure_idle, settings, settle_s=settle_s, measure_s=measure_s,
-                                      log_path=log_path)  # fmt: skip
+    try:
+        figures = await asyncio.to_thread(measure_idle, settings, settle_s=settle_s, measure_s=measure_s,
+                                          log_path=log_path)  # fmt: skip
+    except RuntimeError as exc:  # the engine did not come up: a figure of its own, the run goes on
+        log(f"{name}: {exc}")
+        return {"error": str(exc), "settings": settings}
     figures["settings"] = settings
     figures["engineUpS"] = engine_up_s(log_path.read_text(errors="replace")) if log_path.exists() else None
     log(f"{name}: up in {figures['startToHealthyS']} s; idle {figures['cpu']['engineCores']:.3f} cores, "
@@ -58,5 +62,5 @@ async def phase_pools49(settle_s: float, measure_s: float, logs: Path) -> dict[s
         market = write_copied_market(POOLS_TIMES, Path(tmp))
         figures = await measured("pools49", {"MARKET__CONFIG": str(market)}, settle_s, measure_s, logs)
     figures["settings"] = {"MARKET__CONFIG": f"the default market, each pool {POOLS_TIMES} times"}
-    return {"settleS": settle_s, "measureS": measure_s, "poolsTimes": POOLS_TIMES, **figures,
-            "poolActor": pool_actor_cost(figures["cpu"], figures["memory"])}  # fmt: skip
+    cost = None if "error" in figures else pool_actor_cost(figures["cpu"], figures["memory"])
+    return {"settleS": settle_s, "measureS": measure_s, "poolsTimes": POOLS_TIMES, **figures, "poolActor": cost}

@@ -18,6 +18,8 @@ def role_rows(figures: dict[str, Any]) -> list[str]:
 
 
 def at_rest_line(label: str, f: dict[str, Any]) -> str:
+    if "error" in f:
+        return f"- **{label}**: the engine did not come up: {f['error']}"
     cpu, mem = f["cpu"], f["memory"]
     return (f"- **{label}**: start → first healthy answer **{f['startToHealthyS']:.1f} s**; idle CPU of the stack "
             f"**{cpu['engineCores']:.3f} cores** over {cpu['seconds']:.0f} s (machine {cpu['machineCores']:.2f}, "
@@ -35,7 +37,7 @@ def idle_section(idle: dict[str, Any]) -> list[str]:
         if idle.get(label):
             lines.append(at_rest_line(label, idle[label]))
     for label in ("market moving", "market still"):
-        if idle.get(label):
+        if idle.get(label) and "error" not in idle[label]:
             lines += ["", f"By role, {label}:", "", *ROLE_HEAD, *role_rows(idle[label])]
     lines.append("")
     return lines
@@ -50,5 +52,5 @@ def pools49_section(p: dict[str, Any]) -> list[str]:
              at_rest_line(f"{pool['pools'] if pool else '49'} pools", p)]  # fmt: skip
     if pool:
         lines.append(f"- One pool actor at rest: **{fmt(pool['cpuMsPerS'])} ms of CPU a second, {fmt(pool['MB'])} MB**.")
-    lines += ["", *ROLE_HEAD, *role_rows(p), ""]
+    lines += ["", *ROLE_HEAD, *role_rows(p), ""] if "error" not in p else [""]
     return lines

@@ -116,7 +116,7 @@ def limits(data: dict[str, Any]) -> dict[str, str]:
 def notes(data: dict[str, Any]) -> list[str]:
     out = []
     phases = [(key, (data.get(key) or {}).get("cpu")) for key in ("seed", "ceiling", "ws", "pools49")]
-    phases += [(f"idle ({label})", f["cpu"]) for label, f in (data.get("idle") or {}).items() if isinstance(f, dict)]
+    phases += [(f"idle ({label})", f.get("cpu")) for label, f in (data.get("idle") or {}).items() if isinstance(f, dict)]
     for label, c in phases:
         if c and c["otherCores"] > OTHER_CORES_NOTE:
             out.append(f"During the {label} phase other processes used {c['otherCores']:.2f} cores of the machine: "

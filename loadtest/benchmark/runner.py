@@ -35,11 +35,13 @@ async def run_at_rest(args: argparse.Namespace, data: dict[str, Any], logs: Path
     if "idle" in args.phases:
         data["idle"] = await phase_idle(args.idle_settle, args.idle_measure, logs)
         for label in (MOVING, STILL):
-            data["memory"][f"idle, {label}"] = {"idle": data["idle"][label]["memory"]}
-        data["starts"]["idle, market still"] = data["idle"][STILL]["startToHealthyS"]
+            if "memory" in data["idle"][label]:
+                data["memory"][f"idle, {label}"] = {"idle": data["idle"][label]["memory"]}
+        data["starts"]["idle, market still"] = data["idle"][STILL].get("startToHealthyS")
     if "pools49" in args.phases:
         data["pools49"] = await phase_pools49(args.idle_settle, args.idle_measure, logs)
-        data["memory"]["49 pools"] = {"idle": data["pools49"]["memory"]}
+        if "memory" in data["pools49"]:
+            data["memory"]["49 pools"] = {"idle": data["pools49"]["memory"]}
 
 
 async def run_phases(args: argparse.Namespace, data: dict[str, Any], logs: Path, prof_dir: Path) -> None:

@@ -95,11 +95,19 @@ def at_rest(data: dict[str, Any], label: str) -> dict[str, Any] | None:
     return (data.get("idle") or {}).get(label)
 
 
+def did_not_start(s: Score, figures: dict[str, Any]) -> Score:
+    """A row whose engine never answered /health: failed, with the reason."""
+    return Score(s.measure, s.filed, s.must, s.goal, "the engine did not come up", "**FAIL**", "–", figures["error"])
+
+
 def idle_cpu_score(data: dict[str, Any]) -> Score:
     s = Score("idle CPU of the whole stack", "~0.37 cores", "≤ 0.08 cores", "≤ 0.03 cores")
     moving, still = at_rest(data, "market moving"), at_rest(data, "market still")
     if not moving:
         return s
+    if "error" in moving:
+        return did_not_start(s, moving)
+    still = still if still and "error" not in still else None
     cores = moving["cpu"]["engineCores"]
     value = f"{cores:.3f} cores, market moving (defaults), over {moving['cpu']['seconds']:.0f} s"
     if still:
@@ -121,6 +129,9 @@ def memory_score(data: dict[str, Any]) -> Score:
     moving, still = at_rest(data, "market moving"), at_rest(data, "market still")
     if not moving:
         return s
+    if "error" in moving:
+        return did_not_start(s, moving)
+    still = still if still and "error" not in still else None
     mem = moving["memory"]
     gb = mem["totalMB"] / MB_PER_GB
     value = f"{gb:.2f} GB ({mem['totalMB']:.0f} MB {mem['kind']}, {mem['processes']} processes), market moving"
@@ -135,6 +146,8 @@ def start_score(data: dict[str, Any]) -> Score:
     moving = at_rest(data, "market moving")
     if not moving:
         return s
+    if "error" in moving:
+        return did_not_start(s, moving)
     t = moving["startToHealthyS"]
     others = {k: v for k, v in (data.get("starts") or {}).items() if v is not None}
     value = f"{t:.1f} s (defaults)" + (f"; other engines of this run: {top(others, 6, ' s', 1)}" if others else "")
@@ -200,6 +213,8 @@ def pools49_score(data: dict[str, Any]) -> Score:
     p = data.get("pools49")
     if not p:
         return s
+    if "error" in p:
+        return did_not_start(s, p)
     t, cores, gb = p["startToHealthyS"], p["cpu"]["engineCores"], p["memory"]["totalMB"] / MB_PER_GB
     value = f"{t:.1f} s, {cores:.3f} cores, {gb:.2f} GB ({p['memory']['processes']} processes)"
     pool = p.get("poolActor")

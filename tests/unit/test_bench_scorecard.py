@@ -82,7 +82,8 @@ def recorded_run() -> dict[str, Any]:
         "ceiling": {"throughputPerS": 26.0, "durationS": 45.0, "concurrency": 24, "unloaded": unloaded,
                     **cpu_per_order(load, 26.0, idle), "ingress": ingress,
                     "perIngress": ingress_ratios(26.0, ingress)},  # fmt: skip
-        "idle": {"market moving": at_rest(21.1, 0.24, 1663.0), "market still": at_rest(20.5, 0.16, 1610.0)},
+        "idle": {"settleS": 20.0, "measureS": 30.0, "market moving": at_rest(21.1, 0.24, 1663.0),
+                 "market still": at_rest(20.5, 0.16, 1610.0)},  # fmt: skip
         "pools49": {**at_rest(51.5, 0.99, 4600.0, pools=49), "poolsTimes": 7,
                     "poolActor": {"pools": 49, "cpuMsPerS": 4.0, "MB": 60.0}},  # fmt: skip
         "watchers": {"budgetMs": 100.0, "maxWithinBudget": 100, "stoppedEarly": True,
@@ -266,3 +267,26 @@ def test_a_report_from_before_the_tree_was_recorded_is_not_taken_for_clean() -> 
     data = recorded_run()
     del data["tree"]
     assert "the tree's state was not recorded" in scorecard_lines(data)[0]
+
+
+def test_an_engine_that_did_not_come_up_fails_its_rows_and_the_report_is_still_written(tmp_path: Any) -> None:
+    from loadtest.benchmark.figures import notes
+    from loadtest.benchmark.markdown import write_report
+    from loadtest.benchmark.runner import tabulate
+
+    data = recorded_run()
+    error = "the engine exited with 1 before it was healthy; see engine-pools49.log"
+    data["pools49"] = {"error": error, "settings": {}, "settleS": 20.0, "measureS": 30.0, "poolsTimes": 7,
+                       "poolActor": None}  # fmt: skip
+    data["idle"]["market still"] = {"error": error, "settings": {"MARKET__ENABLED": "false"}}
+    rows = by_measure(data)
+    assert rows[ISSUE_ROWS[8]].verdict == "**FAIL**" and rows[ISSUE_ROWS[8]].limited_by == error
+    assert "market still" not in rows[ISSUE_ROWS[3]].value
+    data.update(machine={"commit": "eec46ab", "cpu": "x", "cores": 2, "memoryGiB": 23.5, "python": "3.11.7",
+                         "ray": "2.60.0", "os": "Linux", "load1": 1.0},
+                started="2026-12-01 22:10:01 UTC", command="python -m loadtest.benchmark", elapsedS=300.0,
+                memory={}, notes=notes(data))  # fmt: skip
+    del data["ceiling"], data["watchers"], data["seed"]  # their sections need a whole run's figures
+    tabulate(data)
+    text = write_report(data, tmp_path / "report.md", None)
+    assert "the engine did not come up: " + error in text
