@@ -203,8 +203,9 @@ def seed_score(data: dict[str, Any]) -> Score:
             if seed["limitedBy"] == "rate limit" else "the limit is executors / mean order time: Little's law")
     value = (f"{r:.3f}: {seed['throughputPerS']}/s of a {seed['limitPerS']}/s limit ({what}); client "
              f"{seed['cpu']['clientCores']:.2f} cores")  # fmt: skip
-    return Score(s.measure, s.filed, s.must, s.goal, value, verdict([r >= 0.97], [r >= 0.99]), seed_ratios(data),
-                 seed["limitedBy"])  # fmt: skip
+    why = (f"{seed['limitedBy']}: {seed['rateLimitPerS']}/s; executors / mean order time would allow "
+           f"{seed['executorBoundPerS']}/s")  # fmt: skip
+    return Score(s.measure, s.filed, s.must, s.goal, value, verdict([r >= 0.97], [r >= 0.99]), seed_ratios(data), why)
 
 
 def pools49_score(data: dict[str, Any]) -> Score:
@@ -216,7 +217,8 @@ def pools49_score(data: dict[str, Any]) -> Score:
     if "error" in p:
         return did_not_start(s, p)
     t, cores, gb = p["startToHealthyS"], p["cpu"]["engineCores"], p["memory"]["totalMB"] / MB_PER_GB
-    value = f"{t:.1f} s, {cores:.3f} cores, {gb:.2f} GB ({p['memory']['processes']} processes)"
+    value = (f"{t:.1f} s, {cores:.3f} cores (over {p['cpu']['seconds']:.0f} s, the market moving), {gb:.2f} GB "
+             f"({p['memory']['processes']} processes)")  # fmt: skip
     pool = p.get("poolActor")
     why = (f"a pool actor: {pool['cpuMsPerS']:.1f} ms of CPU a second, {pool['MB']:.0f} MB ({pool['pools']} pools); "
            if pool else "")  # fmt: skip

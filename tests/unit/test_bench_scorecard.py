@@ -73,6 +73,7 @@ def recorded_run() -> dict[str, Any]:
                "http": {"what": "GET /api/orders/ws", "perS": 520.0, "cpu": cpu(1.3, 0.6, {})},
                "ws": {"what": "WebSocket session", "perS": 260.0, "cpu": cpu(1.4, 0.5, {})}}  # fmt: skip
     seed = {"ratio": 0.997, "throughputPerS": 1.6624, "limitPerS": 1.6667, "limitedBy": "rate limit",
+            "rateLimitPerS": 1.6667, "executorBoundPerS": 3.584,
             "meanOrderS": 2.79, "simulatedMeanS": 2.7, "cpu": cpu(0.4, 0.02, {}),
             "settings": {"executors": 10}}  # fmt: skip
     return {
@@ -206,6 +207,7 @@ def test_the_seed_ratio_is_labelled_an_identity_and_ratios_that_can_fail_are_bes
     row = by_measure(data)[ISSUE_ROWS[7]]
     assert "shows the limiter works, nothing more" in row.value and "client 0.02 cores" in row.value
     assert "can fail: simulated delays / mean order time = 0.968" in row.ratio
+    assert row.limited_by == "rate limit: 1.6667/s; executors / mean order time would allow 3.584/s"
     data["executorBound"] = {"throughputPerS": 3.64, "ratio": 1.004, "simulatedMeanS": 2.7, "settings": {"executors": 10}}
     row = by_measure(data)[ISSUE_ROWS[7]]
     assert "Little's law: an identity" in row.ratio
