@@ -24,6 +24,14 @@ MARKET_STILL = {"MARKET__ENABLED": "false"}
 POOLS_TIMES = 7
 MOVING, STILL = "market moving", "market still"
 UP_IN = re.compile(r"engine up in ([\d.]+)s")
+# the last line of a Python traceback: "package.module.SomeError: what happened"
+RAISED = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Timeout)[\w]*: .+$", re.MULTILINE)
+
+
+def last_raised(log_text: str) -> str | None:
+    """The last exception a log shows (what stopped an engine that did not come up)."""
+    found = RAISED.findall(log_text)
+    return found[-1][:300] if found else None
 
 
 def engine_up_s(log_text: str) -> float | None:
@@ -39,8 +47,10 @@ async def measured(name: str, settings: dict[str, str], settle_s: float, measure
         figures = await asyncio.to_thread(measure_idle, settings, settle_s=settle_s, measure_s=measure_s,
                                           log_path=log_path)  # fmt: skip
     except RuntimeError as exc:  # the engine did not come up: a figure of its own, the run goes on
-        log(f"{name}: {exc}")
-        return {"error": str(exc), "settings": settings}
+        raised = last_raised(log_path.read_text(errors="replace")) if log_path.exists() else None
+        error = f"{exc}" + (f" (its last error: {raised})" if raised else "")
+        log(f"{name}: {error}")
+        return {"error": error, "settings": settings}
     figures["settings"] = settings
     figures["engineUpS"] = engine_up_s(log_path.read_text(errors="replace")) if log_path.exists() else None
     log(f"{name}: up in {figures['startToHealthyS']} s; idle {figures['cpu']['engineCores']:.3f} cores, "

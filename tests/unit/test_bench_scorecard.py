@@ -292,3 +292,19 @@ def test_an_engine_that_did_not_come_up_fails_its_rows_and_the_report_is_still_w
     tabulate(data)
     text = write_report(data, tmp_path / "report.md", None)
     assert "the engine did not come up: " + error in text
+
+
+def test_an_engine_that_did_not_come_up_is_told_by_its_last_error() -> None:
+    from loadtest.benchmark.at_rest import last_raised
+
+    log = "\n".join([
+        "INFO postgres started on 127.0.0.1:30420 in 0.94s",
+        "Traceback (most recent call last):",
+        '  File "/work/actors/system.py", line 113, in start_actors',
+        "ray.exceptions.RayTaskError(PoolTimeout): ray::PoolActor.ready() (pid=6564, ip=192.0.2.2)",
+        '  File "/work/storage/db.py", line 65, in open_pool',
+        "psycopg_pool.PoolTimeout: pool initialization incomplete after 30.0 sec",
+        "",
+    ])  # fmt: skip
+    assert last_raised(log) == "psycopg_pool.PoolTimeout: pool initialization incomplete after 30.0 sec"
+    assert last_raised("INFO all well\n") is None
