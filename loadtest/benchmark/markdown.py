@@ -35,6 +35,13 @@ def header(data: dict[str, Any], chart: Path | None) -> list[str]:
     return lines
 
 
+def simulated_text(seed: dict[str, Any]) -> str:
+    if seed.get("simulatedMeanS") is None:
+        return "the chain on: a swap lands when its slots say, so the settings tell no simulated time to take off"
+    return (f"simulated delays {seed['simulatedMeanS']:.2f} s on average: engine overhead ≈ "
+            f"{fmt(seed['overheadMeanMs'])} ms per order")  # fmt: skip
+
+
 def seed_section(seed: dict[str, Any]) -> list[str]:
     st = seed["settings"]
     return [
@@ -42,12 +49,11 @@ def seed_section(seed: dict[str, Any]) -> list[str]:
         "",
         f"Engine: {st['executors']} executors, {st['ratePerMinute']} orders per {st['rateWindowS']:g} s, "
         f"quotes {st['quoteS']} s, execution {st['executionS'][0]}–{st['executionS'][1]} s, market "
-        f"{'on' if st['market'] else 'off'}. A backlog of {seed['backlog']} orders in flight for "
+        f"{'on' if st['market'] else 'off'}, chain {'on' if st.get('chain') else 'off'}. A backlog of {seed['backlog']} orders in flight for "
         f"{seed['durationS']:.0f} s ({seed['submitted']} submitted, {seed['finished']} finished: "
         f"{seed['outcomes']}; {seed['retried']} retried).",
         "",
-        f"- Mean order time (dispatcher start → final commit): **{seed['meanOrderS']} s** (simulated delays "
-        f"{seed['simulatedMeanS']:.2f} s on average: engine overhead ≈ {fmt(seed['overheadMeanMs'])} ms per order; "
+        f"- Mean order time (dispatcher start → final commit): **{seed['meanOrderS']} s** ({simulated_text(seed)}; "
         f"p50 {fmt(seed['orderTimeMs']['p50'], 0)} ms, p99 {fmt(seed['orderTimeMs']['p99'], 0)} ms).",
         f"- Theoretical limit = min(rate limit {seed['rateLimitPerS']}/s, executors / mean order time "
         f"{seed['executorBoundPerS']}/s) = **{seed['limitPerS']}/s** — {seed['limitedBy']}.",

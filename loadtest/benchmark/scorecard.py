@@ -180,14 +180,22 @@ def watchers_score(data: dict[str, Any]) -> Score:
 def seed_ratios(data: dict[str, Any]) -> str:
     """Ratios that can fail, beside the two identities."""
     seed, eb = data["seed"], data.get("executorBound")
-    mean = seed["meanOrderS"]
-    parts = [f"can fail: simulated delays / mean order time = {seed['simulatedMeanS'] / mean:.3f}"
-             f" ({seed['simulatedMeanS']:.2f} s of {mean} s: the rest is the engine's)"] if mean else []  # fmt: skip
+    parts = []
+    if seed.get("executorBoundPerS") and seed.get("rateLimitPerS"):
+        parts.append(f"can fail: executors / mean order time ÷ the rate = {seed['executorBoundPerS'] / seed['rateLimitPerS']:.2f} "
+                     "(under 1, the engine and not the limiter would bind)")  # fmt: skip
+    mean, simulated = seed["meanOrderS"], seed.get("simulatedMeanS")
+    if mean and simulated and simulated > mean:  # recorded before the chain was taken into account
+        parts.append(f"the settings' simulated delays ({simulated:.2f} s) exceed the order time measured ({mean} s): "
+                     "not what ran (the chain on), no ratio from them")  # fmt: skip
+    elif mean and simulated:
+        parts.append(f"can fail: simulated delays / mean order time = {simulated / mean:.3f} ({simulated:.2f} s of "
+                     f"{mean} s: the rest is the engine's)")  # fmt: skip
     if eb:
-        bound = eb["settings"]["executors"] / eb["simulatedMeanS"] if eb.get("simulatedMeanS") else None
         parts.append(f"no rate limit: {eb['throughputPerS']}/s ÷ executors / mean order time = {fmt(eb['ratio'], 3)} "
                      "(Little's law: an identity)")  # fmt: skip
-        if bound:
+        if eb.get("simulatedMeanS"):
+            bound = eb["settings"]["executors"] / eb["simulatedMeanS"]
             parts.append(f"can fail: no rate limit ÷ executors / simulated delays = {eb['throughputPerS'] / bound:.3f}")
     return "; ".join(parts) or "–"
 
@@ -203,6 +211,8 @@ def seed_score(data: dict[str, Any]) -> Score:
             if seed["limitedBy"] == "rate limit" else "the limit is executors / mean order time: Little's law")
     value = (f"{r:.3f}: {seed['throughputPerS']}/s of a {seed['limitPerS']}/s limit ({what}); client "
              f"{seed['cpu']['clientCores']:.2f} cores")  # fmt: skip
+    if seed.get("simulatedMeanS") is None:
+        value += f"; the chain on: execution is the chain's, mean order time {seed['meanOrderS']} s"
     why = (f"{seed['limitedBy']}: {seed['rateLimitPerS']}/s; executors / mean order time would allow "
            f"{seed['executorBoundPerS']}/s")  # fmt: skip
     return Score(s.measure, s.filed, s.must, s.goal, value, verdict([r >= 0.97], [r >= 0.99]), seed_ratios(data), why)

@@ -308,3 +308,19 @@ def test_an_engine_that_did_not_come_up_is_told_by_its_last_error() -> None:
     ])  # fmt: skip
     assert last_raised(log) == "psycopg_pool.PoolTimeout: pool initialization incomplete after 30.0 sec"
     assert last_raised("INFO all well\n") is None
+
+
+def test_with_the_chain_on_the_seed_has_no_simulated_time_and_keeps_a_ratio_that_can_fail() -> None:
+    data = recorded_run()
+    data["seed"].update(ratio=1.0, throughputPerS=1.6667, meanOrderS=0.733, simulatedMeanS=None, executorBoundPerS=13.647)
+    row = by_measure(data)[ISSUE_ROWS[7]]
+    assert "the chain on: execution is the chain's, mean order time 0.733 s" in row.value
+    assert "simulated delays" not in row.ratio
+    assert "can fail: executors / mean order time ÷ the rate = 8.19" in row.ratio
+    assert row.verdict == "pass (goal too)"
+
+
+def test_simulated_delays_longer_than_the_order_time_are_not_made_a_ratio() -> None:
+    data = recorded_run()
+    data["seed"].update(meanOrderS=0.733, simulatedMeanS=2.7)  # a report of a run with the chain on, before it was known
+    assert "exceed the order time measured (0.733 s)" in by_measure(data)[ISSUE_ROWS[7]].ratio
