@@ -28,8 +28,9 @@ from loadtest.engine_process import PROFILES, EngineProcess
 from loadtest.market_copies import write_copied_market
 
 
-def measure_idle(settings: dict[str, str], *, settle_s: float, measure_s: float) -> dict[str, Any]:
-    engine = EngineProcess(settings, name="idle")
+def measure_idle(settings: dict[str, str], *, settle_s: float, measure_s: float,
+                 log_path: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    engine = EngineProcess(settings, name="idle", log_path=log_path)
     try:
         engine.start()
         time.sleep(settle_s)
@@ -42,6 +43,15 @@ def measure_idle(settings: dict[str, str], *, settle_s: float, measure_s: float)
     return {"startToHealthyS": round(engine.started_s or 0.0, 1), "cpu": cpu, "memory": memory}
 
 
+def pool_actor_cost(cpu: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any] | None:
+    """What one pool actor costs at rest: CPU ms a second and PSS MB, the mean over the pools."""
+    cores, held = cpu["engineByRole"].get("actors: pools"), memory["byRole"].get("actors: pools")
+    if cores is None or not held or not held.get("processes"):
+        return None
+    n = held["processes"]
+    return {"pools": n, "cpuMsPerS": round(1000 * cores / n, 2), "MB": round(held["MB"] / n, 1)}
+
+
 def report_lines(figures: dict[str, Any]) -> list[str]:
     cpu, memory = figures["cpu"], figures["memory"]
     lines = [
@@ -52,11 +62,10 @@ def report_lines(figures: dict[str, Any]) -> list[str]:
         f" (machine {cpu['machineCores']:.2f}, this meter {cpu['clientCores']:.3f})",
         f"memory of the stack ({memory['kind']})      {memory['totalMB']:.0f} MB in {memory['processes']} processes",
     ]
-    pools, pool_memory = cpu["engineByRole"].get("actors: pools"), memory["byRole"].get("actors: pools")
-    if pools is not None and pool_memory and pool_memory.get("processes"):
-        n = pool_memory["processes"]
-        lines.append(f"per pool actor                  {1000 * pools / n:.1f} ms of CPU a second, "
-                     f"{pool_memory['MB'] / n:.1f} MB ({n} pools)")  # fmt: skip
+    pool = pool_actor_cost(cpu, memory)
+    if pool is not None:
+        lines.append(f"per pool actor                  {pool['cpuMsPerS']:.1f} ms of CPU a second, "
+                     f"{pool['MB']:.1f} MB ({pool['pools']} pools)")  # fmt: skip
     lines.append("by role:")
     by_memory = memory["byRole"]
     for label, cores in sorted(cpu["engineByRole"].items(), key=lambda item: -item[1]):

@@ -1,5 +1,6 @@
 """Phase 2, the engine's ceiling: no simulated delay, no rate limit, no market; a
-closed loop of clients, the engine's overhead per order, py-spy on the busiest."""
+closed loop of clients, the engine's overhead per order, its CPU per order net of
+its idle CPU, the ingress's own ceiling on the same engine, py-spy on the busiest."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.benchmark.client import FINAL, OrderClient, OrderRun, order_body
+from loadtest.benchmark.ingress import ingress_ceiling, ingress_ratios
+from loadtest.benchmark.per_order import cpu_per_order
 from loadtest.benchmark.phase import Phase, log
 from loadtest.benchmark.processes import CpuMeter, is_python, started_meter
 from loadtest.benchmark.profiling import profile, py_spy_available
@@ -18,6 +21,8 @@ from loadtest.benchmark.series import series
 from loadtest.benchmark.stats import rounded, stats_ms
 
 WARM_UP_S = 5
+# the engine's idle CPU, measured before any order, is taken off the CPU under load
+IDLE_S = 8
 UNLOADED_S = 10
 PROFILE_S = 12
 # completions in the first seconds of the loop are still the warm-up's
@@ -71,8 +76,13 @@ async def profile_busiest(ph: Phase, client: OrderClient, cpu: CpuMeter, concurr
     return await prof_task
 
 
-async def phase_ceiling(ph: Phase, duration_s: float, concurrency: int, out: Path, do_profile: bool) -> dict[str, Any]:
+async def phase_ceiling(ph: Phase, duration_s: float, concurrency: int, out: Path, do_profile: bool,
+                        ingress_s: float = 10.0) -> dict[str, Any]:  # fmt: skip
     await ph.settle()
+    log(f"ceiling: the engine's idle CPU ({IDLE_S} s, no orders)")
+    idle = started_meter(ph.engine)
+    await asyncio.sleep(IDLE_S)
+    idle_cpu = idle.stop()
     client = OrderClient(ph.engine.url)
     try:
         log(f"ceiling: warm-up ({WARM_UP_S} s)")
@@ -91,6 +101,8 @@ async def phase_ceiling(ph: Phase, duration_s: float, concurrency: int, out: Pat
             profiles = await profile_busiest(ph, client, cpu, concurrency, out)
     finally:
         await client.aclose()
+    log(f"ceiling: the ingress's own ceiling, {concurrency} clients, {ingress_s:.0f} s each for HTTP and WebSocket")
+    ingress = await ingress_ceiling(ph, concurrency, ingress_s)
     done = [r for r in runs if r.final is not None and began + RAMP_S <= r.done <= stop_at]
     throughput = len(done) / (stop_at - began - RAMP_S)
     return {
@@ -101,18 +113,9 @@ async def phase_ceiling(ph: Phase, duration_s: float, concurrency: int, out: Pat
         "outcomes": {s: sum(1 for r in runs if r.final and r.final.status == s) for s in FINAL},
         "atCeiling": breakdown(runs),
         "unloaded": {"orders": len(single), **breakdown(single), "cpu": single_cpu},
-        **cpu_per_order(load_cpu, throughput),
+        **cpu_per_order(load_cpu, throughput, idle_cpu),
+        "ingress": ingress,
+        "perIngress": ingress_ratios(throughput, ingress),
         "profiles": profiles,
         "series": series(runs, began),
-    }
-
-
-def cpu_per_order(load_cpu: dict[str, Any], throughput: float) -> dict[str, Any]:
-    """CPU milliseconds per order at the ceiling, by role, for the engine and for the client."""
-    return {
-        "cpu": load_cpu,
-        "cpuMsPerOrder": {k: round(v * 1000 / throughput, 2) for k, v in load_cpu["engineByRole"].items()}
-        if throughput else {},
-        "engineCpuMsPerOrder": round(load_cpu["engineCores"] * 1000 / throughput, 1) if throughput else None,
-        "clientCpuMsPerOrder": round(load_cpu["clientCores"] * 1000 / throughput, 1) if throughput else None,
     }

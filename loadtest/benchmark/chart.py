@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from loadtest.benchmark.watchers import own_p99
+
 SMOOTHING_S = 3  # the ceiling's completions per second, as a moving mean
 
 
@@ -53,9 +55,9 @@ def watchers_panel(ax: Any, d: dict[str, Any]) -> None:
     steps = d["steps"]
     w = [s["watchers"] for s in steps]
     held = [(s["heldDeliveryMs"] if s["heldDeliveryMs"]["n"] else s["probeDeliveryMs"]) for s in steps]
-    ax.plot(w, [h["p50"] for h in held], "o-", label="held: p50")
-    ax.plot(w, [h["p99"] for h in held], "o-", label="held: p99")
-    ax.plot(w, [s["burstDeliveryMs"]["p99"] for s in steps], "x--", label="burst fan-out: p99")
+    ax.plot(w, [own_p99(s) for s in steps], "o-", lw=2, label="every watcher's own events: p99 (the judge)")
+    ax.plot(w, [h["p99"] for h in held], "o:", label="probe orders while held: p99")
+    ax.plot(w, [s["burstDeliveryMs"]["p99"] for s in steps], "x--", label="holders' fan-out burst: p99")
     ax.axhline(d["budgetMs"], color="tab:red", ls="--", label=f"{d['budgetMs']:.0f} ms")
     ax.set_yscale("log")
     ax.set_xlabel("concurrent WebSocket watchers")

@@ -14,12 +14,12 @@ import psutil
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, strip: bool = True) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              timeout=10).stdout.strip()  # fmt: skip
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
+    return out.strip() if strip else out
 
 
 def cpu_model() -> str:
@@ -29,6 +29,26 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return model
+
+
+def dirty_files(porcelain: str) -> list[str]:
+    """The paths ``git status --porcelain`` names (untracked files too): empty for a clean tree."""
+    # each line is "XY path": two status letters (either may be a space), a space, the path
+    return [line[3:].strip() for line in porcelain.splitlines() if len(line) > 3]
+
+
+def tree_state() -> dict[str, Any]:
+    """The commit the run is on and whether the tree is clean (else the files that are not)."""
+    dirty = dirty_files(_git("status", "--porcelain", strip=False))
+    return {"commit": _git("rev-parse", "--short", "HEAD") or "unknown", "clean": not dirty, "dirty": dirty}
+
+
+def tree_text(tree: dict[str, Any]) -> str:
+    """``abc1234, clean tree`` or ``abc1234 with uncommitted changes: a, b``."""
+    if tree["clean"]:
+        return f"{tree['commit']}, clean tree"
+    shown = ", ".join(tree["dirty"][:12]) + (f" and {len(tree['dirty']) - 12} more" if len(tree["dirty"]) > 12 else "")
+    return f"{tree['commit']} with uncommitted changes (not a clean tree): {shown}"
 
 
 def machine() -> dict[str, Any]:
