@@ -100,14 +100,23 @@ def did_not_start(s: Score, figures: dict[str, Any]) -> Score:
     return Score(s.measure, s.filed, s.must, s.goal, "the engine did not come up", "**FAIL**", "–", figures["error"])
 
 
-def idle_cpu_score(data: dict[str, Any]) -> Score:
-    s = Score("idle CPU of the whole stack", "~0.37 cores", "≤ 0.08 cores", "≤ 0.03 cores")
+def moving_and_still(data: dict[str, Any], s: Score) -> tuple[dict[str, Any], dict[str, Any] | None] | Score:
+    """The at-rest figures with the market moving and (None: not measured or not up) still; or the row as it
+    stands when the first are missing or never came up."""
     moving, still = at_rest(data, "market moving"), at_rest(data, "market still")
     if not moving:
         return s
     if "error" in moving:
         return did_not_start(s, moving)
-    still = still if still and "error" not in still else None
+    return moving, (still if still and "error" not in still else None)
+
+
+def idle_cpu_score(data: dict[str, Any]) -> Score:
+    s = Score("idle CPU of the whole stack", "~0.37 cores", "≤ 0.08 cores", "≤ 0.03 cores")
+    rest = moving_and_still(data, s)
+    if isinstance(rest, Score):
+        return rest
+    moving, still = rest
     cores = moving["cpu"]["engineCores"]
     value = f"{cores:.3f} cores, market moving (defaults), over {moving['cpu']['seconds']:.0f} s"
     if still:
@@ -126,12 +135,10 @@ def memory_parts(memory: dict[str, Any], n: int = 4) -> str:
 
 def memory_score(data: dict[str, Any]) -> Score:
     s = Score("memory (PSS) of the whole stack, idle", "~2.1 GB", "≤ 1.5 GB", "≤ 1.2 GB")
-    moving, still = at_rest(data, "market moving"), at_rest(data, "market still")
-    if not moving:
-        return s
-    if "error" in moving:
-        return did_not_start(s, moving)
-    still = still if still and "error" not in still else None
+    rest = moving_and_still(data, s)
+    if isinstance(rest, Score):
+        return rest
+    moving, still = rest
     mem = moving["memory"]
     gb = mem["totalMB"] / MB_PER_GB
     value = f"{gb:.2f} GB ({mem['totalMB']:.0f} MB {mem['kind']}, {mem['processes']} processes), market moving"

@@ -21,6 +21,7 @@ from engine.errors import SubscriptionLost
 from localservers.redis import LocalRedis
 from storage.event_hub import HUB_CLIENT_NAME, EventHub
 from storage.events import ALL_CHANNEL, EventBus
+from tests.unit.fanout_reading import buffered
 
 pytestmark = pytest.mark.integration
 
@@ -52,22 +53,6 @@ async def kill_hub_connections(redis: aioredis.Redis) -> int:
 async def subscribers_of_all(redis: aioredis.Redis) -> int:
     [(_channel, count)] = await redis.pubsub_numsub(ALL_CHANNEL)
     return int(count)
-
-
-async def buffered(events: AsyncIterator[dict[str, Any]]) -> tuple[list[tuple[str, int]], SubscriptionLost | None]:
-    """What a subscription holds now, read without waiting for more, and its end if it has ended."""
-    got = []
-    while True:
-        step = asyncio.ensure_future(anext(events))
-        await asyncio.sleep(0)
-        if not step.done():
-            step.cancel()
-            return got, None
-        try:
-            item = step.result()
-        except SubscriptionLost as lost:
-            return got, lost
-        got.append((item["orderId"], item["seq"]))
 
 
 async def next_event(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
