@@ -242,7 +242,11 @@ async def test_a_key_is_sent_as_a_bearer_token_and_refusals_are_shown(page: Page
     await page.route("**/api/queue/metrics", refuse)
     try:
         await page.locator("#api-key").fill("dex_test_key")
-        await page.locator("#api-key-form button[type=submit]").click()
+        # the page's own refresh may be refused first, keyless: wait for the call that carries the key
+        keyed = page.expect_request(lambda r: r.url.endswith("/api/queue/metrics")
+                                    and r.headers.get("authorization") == "Bearer dex_test_key", timeout=SETTLE_MS)
+        async with keyed:
+            await page.locator("#api-key-form button[type=submit]").click()
         await expect(page.locator('#queue .api-error[data-code="UNAUTHORIZED"]')).to_be_visible(timeout=SETTLE_MS)
         assert "Bearer dex_test_key" in sent
         assert await page.evaluate("localStorage.getItem('dexengine.apiKey')") == "dex_test_key"

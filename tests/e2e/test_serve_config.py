@@ -82,7 +82,7 @@ def served(ray_session: None) -> Iterator[tuple[str, subprocess.Popen, str]]:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)  # as Ctrl-C: serve run tears its app down
             try:  # not waited out: seen to take over 60 s in a full run; what it leaves is removed below
-                process.wait(20)
+                process.wait(5)
             except subprocess.TimeoutExpired:
                 process.kill()
         for actor in ray.util.list_named_actors(all_namespaces=True):
