@@ -74,6 +74,7 @@ class PoolActor:
         # A held swap under way: its lease cannot end until the swap is written.
         self._held_swap = asyncio.Lock()
         self._moved = asyncio.Event()  # set, and replaced, on every change: wakes those who ``watch``
+        self._closing = False  # the engine is stopping: ``watch`` answers at once
 
     async def _ensure_loaded(self) -> Pool:
         if self._pool is None:
@@ -125,10 +126,16 @@ class PoolActor:
         snapshot is None). A follower keeps one such call open: it hears of every change at once, and of
         this actor's death as the call failing."""
         await self._ensure_loaded()
-        if known_version == f"{self._incarnation}:{self._version}":
+        if known_version == f"{self._incarnation}:{self._version}" and not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._moved.wait(), wait_s)
         return await self.state_since(known_version)
+
+    async def stop_watching(self) -> None:
+        """Answer every open ``watch`` now and every later one at once, so that this actor can exit (an
+        actor waits for its running calls before it exits)."""
+        self._closing = True
+        self._moved.set()
 
     async def snapshot(self) -> dict[str, Any]:
         pool = await self._ensure_loaded()

@@ -77,6 +77,8 @@ class OrderRouter:
                 backoff = min(2 * backoff, FOLLOW_BACKOFF_S[1])
                 continue
             backoff = FOLLOW_BACKOFF_S[0]
+            if snapshot is None and version == self._board.known_version(pool_id):
+                await asyncio.sleep(FOLLOW_BACKOFF_S[0])  # unchanged: its wait ended, or it is stopping
             self._board.saw(pool_id, version, snapshot)
 
     def candidates(self, token_in: str, token_out: str) -> list[str]:

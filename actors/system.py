@@ -43,10 +43,11 @@ class EngineActors:
     chain: Any = None
     placement: Placement = field(default_factory=Placement)  # where the pools and executors were sent
 
-    def all(self) -> list[Any]:
+    def all(self, launched: list[Any] | None = None) -> list[Any]:
+        """Every actor; ``launched``: the launched pools' handles, when already asked for."""
         handles = [*self.pools.values(), self.router, *self.executors, self.dispatcher]
         handles += [h for h in (self.triggers, self.launchpad, self.chain) if h is not None]
-        handles += launched_pool_handles(self.launchpad)
+        handles += launched_pool_handles(self.launchpad) if launched is None else launched
         return handles + ([self.market] if self.market is not None else [])
 
 
@@ -153,7 +154,11 @@ def stop_actors(actors: EngineActors, *, grace_s: float = 5.0) -> None:
         ray.get(actors.dispatcher.stop.remote(), timeout=grace_s)
     except Exception:  # noqa: BLE001 — it is being killed anyway
         pass
-    handles = actors.all()  # once: the launched pools are found through the launchpad, which ends too
+    launched = launched_pool_handles(actors.launchpad)  # once: found through the launchpad, which ends too
+    handles = actors.all(launched)
+    # A pool first answers the router's open watch call: an actor exits only once its calls have returned.
+    stops = [h.stop_watching.remote() for h in [*actors.pools.values(), *launched]]
+    ray.wait(stops, num_returns=len(stops), timeout=grace_s)
     exits = [h.__ray_terminate__.remote() for h in handles]
     ray.wait(exits, num_returns=len(exits), timeout=grace_s)
     for handle in handles:

@@ -96,3 +96,16 @@ def test_a_pool_whose_actor_died_is_skipped_and_orders_go_to_the_other(engine: t
     assert set(quoted(decision)) == {DLMM}
     (order,) = run(submit(settings, [("SOL", "USDC", "1")]))
     assert wait_final(settings, [order]) == {order: "confirmed"}
+
+
+def test_a_stopping_pool_answers_its_watchers_at_once(engine: tuple[EngineSettings, EngineActors]) -> None:
+    """So that it can exit: an actor exits only once its running calls have returned."""
+    _, actors = engine
+    pool = actors.pools[DLMM]
+    version, _ = ray.get(pool.state_since.remote(None), timeout=30)
+    waiting = pool.watch.remote(version, 600.0)  # unchanged: it would wait up to 600 s
+    ready, _ = ray.wait([waiting], timeout=1.0)
+    assert ready == []
+    ray.get(pool.stop_watching.remote(), timeout=30)
+    assert ray.get(waiting, timeout=60) == (version, None)
+    assert ray.get(pool.watch.remote(version, 600.0), timeout=60) == (version, None)  # and every later one
