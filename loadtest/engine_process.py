@@ -121,6 +121,7 @@ class EngineProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None  # the engine's, once stopped: 0 when it shut down cleanly
         # short paths: Ray's Unix sockets live under RAY_TMPDIR (108-byte limit)
         self.root = Path(tempfile.mkdtemp(prefix="dxlt-"))
         self.data_dir = self.root / "data"
@@ -226,6 +227,8 @@ class EngineProcess:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait(10)
+        if proc is not None:
+            self.exit_code = proc.returncode
         self._reap(leftovers)
         if self._log is not None:
             self._log.close()

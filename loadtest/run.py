@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if engine is not None:
             print("stopping the engine ...", flush=True)
+            stopping = time.monotonic()
             engine.stop()
+            meta.update({"engineExitCode": engine.exit_code, "engineStopS": round(time.monotonic() - stopping, 1)})
     meta["elapsedS"] = round(time.time() - began, 1)
     meta["locustExitCode"] = code
     summary = summarize(out)

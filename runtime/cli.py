@@ -142,10 +142,17 @@ def _run_up(args: argparse.Namespace, ready: threading.Event | None) -> int:
     from runtime.root import running_engine
 
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+
+    def on_stop_signals() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+
+    on_stop_signals()
     started = time.perf_counter()
     with running_engine(_settings(args)) as engine:
+        # Ray's core worker put its own SIGTERM handler over ours (it logs, then aborts the process,
+        # mid-shutdown: exit -6, and the Ray we started was left for its agents to notice, 15 s). Ours again.
+        on_stop_signals()
         _print_banner(engine.settings, time.perf_counter() - started)
         if getattr(args, "profile", "default") == "benchmark":
             print("profile benchmark: every simulated latency 0, the rate limit and the per-client limits off\n",
