@@ -32,7 +32,7 @@ from engine.errors import EngineUnavailable, StaleTransition
 from engine.execution import LegExecutor, Timing
 from engine.landing import ChainLanding
 from engine.plans import ExecutionPlan, Fill, OrderFailure, RunOutcome, route_from_json, venues_of
-from engine.records import OrderRecord, iso
+from engine.records import OrderRecord, StatusStep, iso
 from engine.ports import (
     ChainPort, Clock, EventFeed, LifecycleMetrics, OrderBook, Router, TradeLedger, TriggerArming, Venues,
 )  # fmt: skip
@@ -49,11 +49,17 @@ class _Run:
     order_id: str
     attempt: int
     seq: int
-    status: OrderStatus
+    status: OrderStatus  # the last decided (committed, or about to be)
     since: datetime
     created_at: datetime
     dex: str | None
     kind: str = "market"
+    committed: OrderStatus | None = None  # the last committed (None: status, as read)
+    decided: list[StatusStep] = field(default_factory=list)  # not committed yet
+
+    def __post_init__(self) -> None:
+        if self.committed is None:
+            self.committed = self.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,19 +148,36 @@ class OrderLifecycle:
         fills = await self._legs.execute(order.id, plan)
         return await self._confirm(run, order, plan, fills)
 
-    async def _transition(self, run: _Run, to: OrderStatus, details: dict[str, Any], *,
-                          attempt: int | None = None, **fields: Any) -> None:  # fmt: skip
-        event = await self._ports.orders.transition(
-            run.order_id, to, attempt=run.attempt if attempt is None else attempt, details=details,
-            fields=fields or None, expected_seq=run.seq,
-        )  # fmt: skip
-        previous, run.status, run.seq = run.status, to, event.seq
-        since, run.since = run.since, event.timestamp
-        self._ports.metrics.stage(previous, to, max(0.0, (event.timestamp - since).total_seconds()))
-        try:
-            await self._ports.events.publish(event)
-        except Exception:  # noqa: BLE001 — committed already; followers replay from the store
-            log.debug("order %s: publish of seq %d failed", run.order_id, event.seq, exc_info=True)
+    async def _transition(self, run: _Run, to: OrderStatus, details: dict[str, Any], *, attempt: int | None = None,
+                          later: bool = False, **fields: Any) -> None:  # fmt: skip
+        """Decide the order's next status; committed now, or with the next one decided (``later``: what comes
+        next follows without waiting on anything outside, so both cost one commit, and each is still its own
+        event, published once committed)."""
+        attempt = run.attempt if attempt is None else attempt
+        if run.decided and attempt != run.attempt:
+            await self._commit(run)  # the steps of one commit share their attempt
+        run.decided.append(StatusStep(to, details, fields or None))
+        run.status = to
+        if not later:
+            await self._commit(run, attempt)
+
+    async def _commit(self, run: _Run, attempt: int | None = None) -> None:
+        """Commit the steps decided so far in one go, then publish each, in order."""
+        if not run.decided:
+            return
+        steps, run.decided = run.decided, []
+        events = await self._ports.orders.advance(
+            run.order_id, steps, attempt=run.attempt if attempt is None else attempt, expected_seq=run.seq
+        )
+        for event in events:
+            previous, run.committed, run.seq = run.committed, event.status, event.seq
+            since, run.since = run.since, event.timestamp
+            self._ports.metrics.stage(previous, event.status, max(0.0, (event.timestamp - since).total_seconds()))
+        for event in events:
+            try:
+                await self._ports.events.publish(event)
+            except Exception:  # noqa: BLE001 — committed already; followers replay from the store
+                log.debug("order %s: publish of seq %d failed", run.order_id, event.seq, exc_info=True)
 
     async def _route(self, run: _Run, order: OrderRecord, started_at: float | None) -> Route:
         try:
@@ -171,7 +194,7 @@ class OrderLifecycle:
         route = decision.route
         run.dex = venues_of(route)
         await self._transition(
-            run, OrderStatus.ROUTING, details,
+            run, OrderStatus.ROUTING, details, later=True,  # with the building (and submitting) that follows
             route=route.to_dict(), dex=run.dex, pool_id=",".join(route.pool_ids),
         )  # fmt: skip
         return route
@@ -198,10 +221,11 @@ class OrderLifecycle:
         plan = ExecutionPlan(route, min_out)
         details = building_details(plan, self._tokens[order.token_out], order.slippage_bps)
         if self._landing is not None:
+            await self._commit(run)  # the routing is shown while the chain is asked for its terms
             terms = await self._landing.terms(order, plan)
             plan = replace(plan, tx=terms.to_json())
             details["transaction"] = terms.details()
-        await self._transition(run, OrderStatus.BUILDING, details, route=plan.to_json())
+        await self._transition(run, OrderStatus.BUILDING, details, later=True, route=plan.to_json())  # with submitted
         return plan
 
     async def _submit(self, run: _Run, plan: ExecutionPlan) -> ExecutionPlan:

@@ -6,7 +6,7 @@ Ray); unit tests implement them in memory. Nothing here imports an adapter.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +18,7 @@ from engine.lifecycle_figures import ExecutorFigures
 from engine.candles import PoolCandles
 from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from sim.decision import PoolSummary, RouteDecision
-from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, TradeRecord
+from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, StatusStep, TradeRecord
 
 
 class OrderBook(Protocol):
@@ -37,6 +37,12 @@ class OrderBook(Protocol):
         expected_seq: int | None = None,
     ) -> StatusEvent:
         """Commit one status change (compare-and-set on ``expected_seq``); raises StaleTransition."""
+        ...
+
+    async def advance(
+        self, order_id: str, steps: Sequence[StatusStep], *, attempt: int, expected_seq: int | None = None
+    ) -> list[StatusEvent]:
+        """Commit several status changes at once, each its own event (compare-and-set as ``transition``)."""
         ...
 
 

@@ -38,6 +38,15 @@ def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class StatusStep:
+    """One status change of an order, as the lifecycle decided it: committed with the steps beside it."""
+
+    to: OrderStatus
+    details: Mapping[str, Any]
+    fields: Mapping[str, Any] | None = None  # result columns it sets (storage's TRANSITION_FIELDS)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewOrder:
     """What intake accepted; ``order_id`` is made by the store when None."""

@@ -12,8 +12,9 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,8 +24,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from sim.orders import ACTIVE_STATUSES, InvalidTransition, OrderStatus, can_transition, predecessors
-from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, parse_uuid, utc
+from engine.records import NewOrder, OldestOpenOrder, OrderRecord, StatusEvent, StatusStep, parse_uuid, utc
 from storage._codec import jsonb, to_int
+from storage.order_steps import advance_statement
 from engine.errors import (
     DuplicateOrderId,
     IdempotencyConflict,
@@ -289,39 +291,39 @@ class OrderStore:
         :class:`StaleTransition` or :class:`OrderNotFound`.
         """
         to = OrderStatus(to)
-        allowed = _allowed_from(to, expected)
+        step = StatusStep(to, dict(details or {}), fields)
+        (event,) = await self._advance(order_id, [step], attempt, _allowed_from(to, expected), expected_seq)
+        return event
+
+    async def advance(
+        self, order_id: str, steps: Sequence[StatusStep], *, attempt: int, expected_seq: int | None = None
+    ) -> list[StatusEvent]:
+        """Several status changes of one order in one commit, each its own history row (consecutive seqs),
+        as :meth:`transition` makes one: all or none. Each step must follow the one before it."""
+        if not steps:
+            raise ValueError("advance needs at least one step")
+        steps = [replace(step, to=OrderStatus(step.to)) for step in steps]
+        for before, after in zip(steps, steps[1:]):
+            if not can_transition(before.to, after.to):
+                raise InvalidTransition(before.to, after.to)
+        return await self._advance(order_id, steps, attempt, predecessors(steps[0].to), expected_seq)
+
+    async def _advance(self, order_id: str, steps: Sequence[StatusStep], attempt: int,
+                       allowed: frozenset[OrderStatus], expected_seq: int | None) -> list[StatusEvent]:  # fmt: skip
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
             raise ValueError("attempt must be a non-negative integer")
         oid = parse_uuid(order_id)
         if oid is None:
             raise OrderNotFound(order_id)
-        values = _adapt_fields(fields)
-        assignments: list[sql.Composable] = [
-            sql.SQL("status = %s"), sql.SQL("seq = seq + 1"), sql.SQL("attempts = %s")
-        ]  # fmt: skip
-        params: list[Any] = [str(to), attempt]
-        for name, value in values.items():
-            assignments.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
-            params.append(value)
-        condition: sql.Composable = sql.SQL("id = %s AND status = ANY(%s)")
-        params += [oid, sorted(str(s) for s in allowed)]
-        if expected_seq is not None:
-            condition = sql.SQL("{} AND seq = %s").format(condition)
-            params.append(expected_seq)
-        # One statement, so one round trip and atomic without BEGIN/COMMIT: the row moves
-        # and its history step is written together, or neither when the CAS fails.
-        step = sql.SQL(
-            "WITH moved AS (UPDATE orders SET {} WHERE {} RETURNING id, seq) "
-            "INSERT INTO order_status_history (order_id, seq, status, attempt, details) "
-            "SELECT id, seq, %s, %s, %s FROM moved "
-            "RETURNING order_id, seq, status, attempt, details, created_at"
-        ).format(sql.SQL(", ").join(assignments), condition)
-        params += [str(to), attempt, jsonb(dict(details or {}))]
+        columns: dict[str, Any] = {}
+        for step in steps:  # a later step's value wins
+            columns.update(_adapt_fields(step.fields))
+        statement, params = advance_statement(oid, steps, attempt, allowed, expected_seq, columns)
         async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(step, params)
-            row = await cur.fetchone()
-            if row is not None:
-                return _event_from_row(row)
+            await cur.execute(statement, params)
+            rows = await cur.fetchall()
+            if rows:
+                return [_event_from_row(row) for row in sorted(rows, key=lambda row: row["seq"])]
             await cur.execute("SELECT status, seq FROM orders WHERE id = %s", (oid,))
             current = await cur.fetchone()
         if current is None:
@@ -330,7 +332,7 @@ class OrderStore:
             str(oid),
             current=OrderStatus(current["status"]),
             current_seq=current["seq"],
-            target=to,
+            target=steps[0].to,
             allowed=allowed,
             expected_seq=expected_seq,
         )

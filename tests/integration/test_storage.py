@@ -19,6 +19,7 @@ from localservers import LocalPostgres, LocalRedis, pid_alive
 from sim.orders import InvalidTransition, OrderStatus
 from engine.errors import IdempotencyConflict, InvalidCursor, OrderNotFound, StaleTransition
 from storage.events import EventBus
+from engine.records import StatusStep
 from storage.orders import NewOrder, OrderStore, StatusEvent
 from storage.queue import OrderQueue, QueueDepth
 from storage.ratelimit import SlidingWindowLimiter
@@ -308,6 +309,32 @@ async def test_cas_guard_lets_exactly_one_writer_win(db: AsyncConnectionPool) ->
             await store.transition(order.id, S.FAILED, attempt=1, details={}, expected_seq=current.seq - 1)
         event = await store.transition(order.id, S.FAILED, attempt=1, details={}, expected_seq=current.seq)
         assert event.seq == 4
+
+
+async def test_steps_advanced_together_are_one_commit_each_its_own_event_or_nothing(db: AsyncConnectionPool) -> None:
+    store = OrderStore(db)
+    order, _ = await store.create_order(new_order(), idempotency_key=None, request_hash=None, client_id=None)
+    steps = [StatusStep(S.ROUTING, {"n": 1}, {"dex": "raydium"}), StatusStep(S.BUILDING, {"n": 2}),
+             StatusStep(S.SUBMITTED, {"n": 3}, {"dex": "meteora", "tx_signature": "sig-1"})]  # fmt: skip
+    # eight runs race with the same steps: exactly one commits all three, the others none
+    results = await asyncio.gather(*(store.advance(order.id, steps, attempt=1, expected_seq=1) for _ in range(8)),
+                                   return_exceptions=True)  # fmt: skip
+    won = [r for r in results if isinstance(r, list)]
+    assert len(won) == 1 and all(isinstance(r, StaleTransition) for r in results if not isinstance(r, list))
+    (events,) = won
+    assert [(e.seq, e.status, e.details, e.attempt) for e in events] == [
+        (2, S.ROUTING, {"n": 1}, 1), (3, S.BUILDING, {"n": 2}, 1), (4, S.SUBMITTED, {"n": 3}, 1)]  # fmt: skip
+    assert events[0].timestamp < events[1].timestamp < events[2].timestamp
+    history = await store.history(order.id)
+    assert [(e.seq, e.status) for e in history] == [(1, S.PENDING), *((e.seq, e.status) for e in events)]
+    stored = await store.get_order(order.id)
+    assert stored is not None and (stored.status, stored.seq, stored.dex, stored.tx_signature) == (
+        S.SUBMITTED, 4, "meteora", "sig-1")  # fmt: skip  # a later step's column wins
+    with pytest.raises(InvalidTransition):  # steps that do not follow each other
+        await store.advance(order.id, [StatusStep(S.CONFIRMED, {}), StatusStep(S.ROUTING, {})], attempt=1)
+    with pytest.raises(ValueError):
+        await store.advance(order.id, [], attempt=1)
+    assert len(await store.history(order.id)) == 4
 
 
 async def test_list_orders_pagination_and_status_filter(db: AsyncConnectionPool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from engine.lifecycle import LifecycleConfig, LifecyclePorts, OrderLifecycle
 from engine.execution import Timing
 from engine.plans import Fill, HeldPool, Rejection, SwapOrder
 from engine.ports import VenueUnavailable
-from engine.records import NewOrder, OrderRecord, StatusEvent, TradeRecord
+from engine.records import NewOrder, OrderRecord, StatusEvent, StatusStep, TradeRecord
 from engine.settings import DEFAULT_MARKET_CONFIG
 from sim.decision import RouteDecision, RoutingPolicy, Skipped, decide_route
 from sim.orders import OrderStatus, RetryPolicy, can_transition
@@ -46,6 +46,10 @@ class FakeClock:
         await asyncio.sleep(0)  # let the other tasks run, as a real sleep would
 
 
+class Crashed(BaseException):
+    """The run's process died (a BaseException: nothing in the lifecycle catches it)."""
+
+
 class FakeOrderBook:
     """Orders and history with the store's compare-and-set on (status, seq)."""
 
@@ -54,6 +58,7 @@ class FakeOrderBook:
         self.orders: dict[str, OrderRecord] = {}
         self.events: dict[str, list[StatusEvent]] = {}
         self.interfere: Callable[[str, OrderStatus], None] | None = None  # runs before each commit
+        self.crash_after: OrderStatus | None = None  # commit up to this status, then raise Crashed
 
     def _stamp(self) -> datetime:
         self.clock.now += 0.001
@@ -81,20 +86,37 @@ class FakeOrderBook:
     async def transition(self, order_id: str, to: OrderStatus, *, attempt: int, details: dict[str, Any],
                          fields: Mapping[str, Any] | None = None, expected_seq: int | None = None,
                          expected: OrderStatus | None = None) -> StatusEvent:  # fmt: skip
-        if self.interfere is not None:
-            self.interfere(order_id, to)
-        current = self.orders[order_id]
-        if (not can_transition(current.status, to) or (expected_seq is not None and current.seq != expected_seq)
-                or (expected is not None and current.status != expected)):  # fmt: skip
-            raise StaleTransition(order_id, current=current.status, current_seq=current.seq, target=to,
-                                  allowed=(), expected_seq=expected_seq)  # fmt: skip
-        now = self._stamp()
-        updated = replace(current, status=to, seq=current.seq + 1, attempts=attempt,
-                          updated_at=now, **dict(fields or {}))  # fmt: skip
-        self.orders[order_id] = updated
-        event = StatusEvent(order_id, updated.seq, to, attempt, details, now)
-        self.events[order_id].append(event)
+        step = StatusStep(to, details, fields)
+        (event,) = await self.advance(order_id, [step], attempt=attempt, expected_seq=expected_seq, expected=expected)
         return event
+
+    async def advance(self, order_id: str, steps: Sequence[StatusStep], *, attempt: int,
+                      expected_seq: int | None = None, expected: OrderStatus | None = None) -> list[StatusEvent]:  # fmt: skip
+        """All the steps or none, as the store's one statement."""
+        for step in steps:  # a writer that gets there before this commit (a hook may remove itself)
+            if self.interfere is not None:
+                self.interfere(order_id, step.to)
+        current = self.orders[order_id]
+        chain = [current.status, *(step.to for step in steps)]
+        if (not all(can_transition(a, b) for a, b in zip(chain, chain[1:]))
+                or (expected_seq is not None and current.seq != expected_seq)
+                or (expected is not None and current.status != expected)):  # fmt: skip
+            raise StaleTransition(order_id, current=current.status, current_seq=current.seq, target=steps[0].to,
+                                  allowed=(), expected_seq=expected_seq)  # fmt: skip
+        stop = self.crash_after
+        if stop is not None and stop in chain[1:]:
+            steps = steps[: chain.index(stop)]  # committed up to it, then the run's process died
+        committed = []
+        for step in steps:
+            now = self._stamp()
+            current = replace(current, status=step.to, seq=current.seq + 1, attempts=attempt, updated_at=now,
+                              **dict(step.fields or {}))  # fmt: skip
+            committed.append(StatusEvent(order_id, current.seq, step.to, attempt, dict(step.details), now))
+        self.orders[order_id] = current
+        self.events[order_id].extend(committed)
+        if stop is not None and current.status == stop:
+            raise Crashed(f"stopped after committing {stop}")
+        return committed
 
     async def open_orders(self, *, after: str | None = None, batch: int = 1000) -> list[OrderRecord]:
         return [o for o in self.orders.values() if o.status == OrderStatus.OPEN]

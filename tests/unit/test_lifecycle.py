@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from sim.decision import Rejection, RouteDecision, RoutingPolicy
 from sim.orders import OrderStatus as S
 from sim.orders import RetryPolicy
 from sim.tokens import format_units
-from tests.unit.lifecycle_fakes import TOKENS, World, make_world
+from tests.unit.lifecycle_fakes import TOKENS, Crashed, World, make_world
 
 SOL_USDC = ("raydium:SOL-USDC", "meteora:SOL-USDC")
 HAPPY = ["pending", "routing", "building", "submitted", "confirmed"]
@@ -227,23 +228,52 @@ async def test_a_writer_that_got_there_first_wins() -> None:
 
 
 async def _stopped_at(status: S) -> tuple[World, str]:
-    """An order whose first run stopped right after committing ``status``."""
+    """An order whose first run stopped right after committing ``status`` (routing and building are
+    committed with the submitting that follows them now: this is what a run of an earlier version left,
+    or one on the chain, which commits routing before it asks the chain for its terms)."""
+    world = make_world(pool_ids=SOL_USDC)
+    order = world.order("SOL", "USDC", "1.25")
+    world.book.crash_after = status
+    with pytest.raises(Crashed):
+        await world.lifecycle.run(order.id)
+    world.book.crash_after = None
+    assert world.book.orders[order.id].status == status
+    return world, order.id
+
+
+async def test_routing_building_and_submitting_are_one_commit_and_three_events() -> None:
+    world = make_world(pool_ids=SOL_USDC)
+    order = world.order("SOL", "USDC", "1.25")
+    commits: list[list[S]] = []
+    advance = world.book.advance
+
+    async def counted(order_id: str, steps: Any, **kwargs: Any) -> Any:
+        commits.append([step.to for step in steps])
+        return await advance(order_id, steps, **kwargs)
+
+    world.book.advance = counted  # type: ignore[method-assign]
+    assert await world.lifecycle.run(order.id) == RunOutcome("confirmed")
+    assert commits == [[S.ROUTING, S.BUILDING, S.SUBMITTED], [S.CONFIRMED]]
+    assert only(world, order.id) == HAPPY  # each its own event, seqs without a gap
+    assert [e.seq for e in world.book.events[order.id]] == [1, 2, 3, 4, 5]
+    assert [e.seq for e in world.feed.published] == [2, 3, 4, 5]  # published in order, once committed
+
+
+async def test_a_run_that_dies_before_its_first_commit_routes_again_and_fills_once() -> None:
     world = make_world(pool_ids=SOL_USDC)
     order = world.order("SOL", "USDC", "1.25")
 
-    class Stop(BaseException):
-        pass
+    def dies(order_id: str, to: S) -> None:
+        if to == S.SUBMITTED:
+            raise Crashed("before the commit")
 
-    def stop_after(order_id: str, to: S) -> None:
-        if world.book.orders[order_id].status == status:
-            raise Stop
-
-    world.book.interfere = stop_after
-    with pytest.raises(Stop):
+    world.book.interfere = dies
+    with pytest.raises(Crashed):
         await world.lifecycle.run(order.id)
     world.book.interfere = None
-    assert world.book.orders[order.id].status == status
-    return world, order.id
+    assert world.book.orders[order.id].status == S.PENDING  # nothing of that run was committed
+    assert await world.lifecycle.run(order.id) == RunOutcome("confirmed")
+    assert only(world, order.id) == HAPPY and world.router.calls == 2 and len(world.ledger.trades) == 1
 
 
 @pytest.mark.parametrize("status", [S.ROUTING, S.BUILDING, S.SUBMITTED])
