@@ -178,11 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
+    from loadtest.benchmark.machine import machine, tree_state, tree_text
+
+    tree, host = tree_state(), machine()
     floors = Floors(**measure_ray(), commit_p50_ms=measure_commit())
+    print(f"code: {tree_text(tree)}; {host['cpu']}, {host['cores']} cores, Ray {host['ray']}")
     print(report(floors))
     if args.json:
         args.json.write_text(json.dumps({**asdict(floors), "pools7": floors.stack(7), "pools49": floors.stack(49),
-                                         "perOrderMs": floors.per_order_ms()}, indent=2))  # fmt: skip
+                                         "perOrderMs": floors.per_order_ms(), "tree": tree, "machine": host},
+                                        indent=2))  # fmt: skip
     return 0
 
 
