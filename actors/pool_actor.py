@@ -170,18 +170,16 @@ class PoolActor:
             return await self._swap_locked(order, now=time.time())
 
     async def _swap_locked(self, order: SwapOrder, now: float) -> Fill | Rejection:
-        assert self._trades is not None
-        existing = await self._trades.trade_for_order(order.order_id, order.leg)
-        if existing is not None:
-            return Fill.from_trade(existing, existing=True)
+        # A leg filled already (the swap re-sent after its caller died) is found by the write's unique key:
+        # no read first on the way every fill takes. Only a swap that would be refused looks for it first.
         if time.time() > order.expires_at:
-            return _rejected(TransactionExpired("transaction expired before it landed"))
+            return await self._filled_else(order, _rejected(TransactionExpired("transaction expired before it landed")))
         pool = self._pool
         before = pool.snapshot()
         try:
             quote = pool.swap_exact_in(order.token_in, order.amount_in, order.min_out, now)
         except SimError as exc:
-            return _rejected(exc)
+            return await self._filled_else(order, _rejected(exc))
         record = await self._record(
             self.pool_id,
             kind="order",
@@ -209,6 +207,12 @@ class PoolActor:
             return Fill.from_trade(record, existing=True)
         self._changed()
         return Fill.from_trade(record, existing=False)
+
+    async def _filled_else(self, order: SwapOrder, refusal: Rejection) -> Fill | Rejection:
+        """The leg's fill if it has one already, else ``refusal``."""
+        assert self._trades is not None
+        existing = await self._trades.trade_for_order(order.order_id, order.leg)
+        return refusal if existing is None else Fill.from_trade(existing, existing=True)
 
     async def _record(self, pool_id: str, **trade: Any) -> Any:
         """Write a trade that is already applied in memory, keeping memory equal to PG.

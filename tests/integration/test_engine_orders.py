@@ -88,9 +88,14 @@ def test_a_redelivered_order_resumes_and_never_fills_twice(fast_engine):
     # ...and the same swap redelivered to the pool returns the first fill.
     rows = history(settings, order_id)
     route_pool = rows[2]["details"]["route"]["legs"][0]["poolId"]
-    again = ray.get(
-        actors.pools[route_pool].swap.remote(SwapOrder(order_id, 0, "SOL", 2 * 10**9, 0, time.time() + 5))
-    )
+    pool = actors.pools[route_pool]
+    reserves = ray.get(pool.settled_reserves.remote())
+    again = ray.get(pool.swap.remote(SwapOrder(order_id, 0, "SOL", 2 * 10**9, 0, time.time() + 5)))
     assert isinstance(again, Fill) and again.existing is True
+    # ...also when the pool would refuse it now: past its expiry, or a minimum out no state pays
+    late = ray.get(pool.swap.remote(SwapOrder(order_id, 0, "SOL", 2 * 10**9, 0, time.time() - 1)))
+    greedy = ray.get(pool.swap.remote(SwapOrder(order_id, 0, "SOL", 2 * 10**9, 10**30, time.time() + 5)))
+    assert all(isinstance(f, Fill) and f.existing and f.amount_out == again.amount_out for f in (late, greedy))
+    assert ray.get(pool.settled_reserves.remote()) == reserves  # the re-sent swaps moved nothing
     assert len(rows) == len(history(settings, order_id))
     assert_invariants(settings, actors, [order_id])
