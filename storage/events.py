@@ -1,4 +1,9 @@
-"""Status events over Redis pub/sub: ``orders:{order_id}`` and ``orders:all``.
+"""Status events over Redis pub/sub, on one channel: ``orders:all``.
+
+An event is published once, there; a follower of one order takes that order's
+events from it (the API's replicas listen through one subscription each:
+``storage.event_hub``). A channel per order used to be published beside it,
+a second PUBLISH for every event that nothing in production read.
 
 Pub/sub is fire-and-forget: an event is published only after it is committed
 to PostgreSQL, and a late or reconnecting subscriber fills the gap from
@@ -25,24 +30,15 @@ from engine.records import StatusEvent
 ALL_CHANNEL = "orders:all"
 
 
-def order_channel(order_id: str) -> str:
-    return f"orders:{order_id}"
-
-
 class EventBus:
     def __init__(self, redis: aioredis.Redis, *, subscribe_timeout: float = 5.0) -> None:
         self._redis = redis
         self._subscribe_timeout = subscribe_timeout
 
     async def publish(self, event: StatusEvent | Mapping[str, Any]) -> int:
-        """Publish on the order's channel and on ``orders:all``; returns receivers reached."""
+        """Publish on ``orders:all``; returns the subscriptions reached."""
         data = event.to_json() if isinstance(event, StatusEvent) else dict(event)
-        payload = dumps(data)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.publish(order_channel(str(data["orderId"])), payload)
-            pipe.publish(ALL_CHANNEL, payload)
-            results = await pipe.execute()
-        return int(sum(results))
+        return int(await self._redis.publish(ALL_CHANNEL, dumps(data)))
 
     @asynccontextmanager
     async def subscribe(self, order_id: str) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
@@ -51,8 +47,8 @@ class EventBus:
         The subscription is confirmed by Redis before this yields, so anything
         published afterwards is delivered.
         """
-        async with self._subscription(order_channel(order_id)) as events:
-            yield events
+        async with self._subscription(ALL_CHANNEL) as events:
+            yield (event async for event in events if event.get("orderId") == order_id)
 
     @asynccontextmanager
     async def subscribe_all(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:

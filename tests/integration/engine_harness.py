@@ -29,6 +29,15 @@ from storage.orders import OrderStore
 from storage.queue import OrderQueue
 
 TOKENS = TokenRegistry()
+# orders on the default market's pairs, both ways and of several sizes (shared by the engine modules)
+MIXED = [
+    ("SOL", "USDC", "1.5"),
+    ("USDC", "SOL", "250"),
+    ("SOL", "USDC", "12"),
+    ("BONK", "USDC", "5000000"),
+    ("JUP", "USDC", "300"),
+    ("USDC", "USDT", "1000"),
+]
 TABLES = "pool_trades, order_status_history, pool_genesis, orders, launched_pools, launched_tokens, api_keys"
 
 

@@ -11,6 +11,7 @@ import ray
 from actors.system import stop_actors
 from runtime.root import start_engine_actors
 from tests.integration.engine_harness import (
+    MIXED,
     assert_invariants,
     base_settings,
     history,
@@ -22,15 +23,6 @@ from tests.integration.engine_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-MIXED = [
-    ("SOL", "USDC", "1.5"),
-    ("USDC", "SOL", "250"),
-    ("SOL", "USDC", "12"),
-    ("BONK", "USDC", "5000000"),
-    ("JUP", "USDC", "300"),
-    ("USDC", "USDT", "1000"),
-]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import ray
 
 from engine.plans import Fill, RunOutcome, SwapOrder
 from tests.integration.engine_harness import (
+    MIXED,
     assert_invariants,
     base_settings,
     failures,
@@ -20,15 +21,6 @@ from tests.integration.engine_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-MIXED = [
-    ("SOL", "USDC", "1.5"),
-    ("USDC", "SOL", "250"),
-    ("SOL", "USDC", "12"),
-    ("BONK", "USDC", "5000000"),
-    ("JUP", "USDC", "300"),
-    ("USDC", "USDT", "1000"),
-]
 
 
 ENGINE_GROUP = "plain"  # shares its engine with test_api_engine: its books are not empty

@@ -545,11 +545,14 @@ async def test_pubsub_delivers_published_event(db: AsyncConnectionPool, redis_cl
     )
     assert created is not None
     async with bus.subscribe(order.id) as events, bus.subscribe_all() as everything:
+        other = {"orderId": str(uuid.uuid4()), "seq": 7, "status": "routing"}
+        assert await bus.publish(other) >= 2  # one channel: both subscriptions hear it
         routed = await store.transition(order.id, S.ROUTING, attempt=1, details={"quotes": 2})
         assert await bus.publish(routed) >= 2
-        received = await asyncio.wait_for(anext(events), timeout=5)
+        received = await asyncio.wait_for(anext(events), timeout=5)  # the other order's event is not in it
         assert received == routed.to_json()
         assert StatusEvent.from_json(received) == routed
+        assert (await asyncio.wait_for(anext(everything), timeout=5)) == other
         assert (await asyncio.wait_for(anext(everything), timeout=5))["seq"] == 2
 
 

@@ -19,6 +19,7 @@ import ray
 
 from loadtest.chaos.books import call_until_back
 from tests.integration.engine_harness import (
+    MIXED,
     assert_invariants,
     base_settings,
     failures,
@@ -31,14 +32,6 @@ from tests.integration.ray_node import RayNode, joined_node, wait_until
 
 pytestmark = pytest.mark.integration
 
-MIXED = [
-    ("SOL", "USDC", "1.5"),
-    ("USDC", "SOL", "250"),
-    ("SOL", "USDC", "12"),
-    ("BONK", "USDC", "5000000"),
-    ("JUP", "USDC", "300"),
-    ("USDC", "USDT", "1000"),
-]
 # What losing a node may cost an order once its retries are spent: its venues or the router not answering.
 NODE_LOSS_CODES = {"POOL_UNAVAILABLE", "POOLS_UNAVAILABLE", "ROUTER_UNAVAILABLE"}
 
